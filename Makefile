@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine: `make serve` (demo server) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: serve test test-fast lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate setup.cfg setup.py
+	$(BIN)/pip install -q -e '.[test,fast]'
+	touch $@
+
+serve: $(VENV)/.installed
+	$(BIN)/zipwsgi serve zipwsgi/demo --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest tests
+	$(BIN)/ruff check zipwsgi tests examples benchmarks
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest tests -m "not slow and not browser"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check zipwsgi tests examples benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
