@@ -1,0 +1,47 @@
+"""The exceptions zipwsgi raises, so callers can tell input mistakes from I/O trouble.
+
+Every error a caller may want to handle has its own class; each also derives from the
+built-in it is closest to, so code written against ``ValueError``/``OSError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ZipwsgiError(Exception):
+    """Base class of everything zipwsgi raises on purpose."""
+
+
+class ArchiveNameError(ZipwsgiError, ValueError):
+    """An archive name would escape the extraction folder or cannot be stored."""
+
+
+class DuplicateNameError(ArchiveNameError):
+    """Two entries share one archive name (readers would silently keep only one)."""
+
+
+class SourceError(ZipwsgiError, OSError):
+    """A source of entry data could not deliver what the archive plan promised."""
+
+
+class SourceUnavailableError(SourceError):
+    """A source is missing or unreadable (raised before the first byte where possible)."""
+
+
+class SourceChangedError(SourceError):
+    """A source grew, shrank or vanished while it streamed.
+
+    The bytes already sent can no longer form the archive that was announced, so the
+    only safe reaction is to abort the response rather than emit a corrupt archive.
+    """
+
+
+class OutsideRootError(ZipwsgiError, PermissionError):
+    """A path resolves (after decoding and following symlinks) outside its allowed root."""
+
+
+class ManifestError(ZipwsgiError, ValueError):
+    """A mod_zip-style manifest is malformed or exceeds the configured limits."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(f"manifest line {line}: {message}" if line else message)
