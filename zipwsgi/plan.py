@@ -1,0 +1,165 @@
+"""The plan of an archive: every entry's offset and length, computed once.
+
+Both the exact ``size`` and the writer read this one plan, so the announced length and
+the bytes produced cannot drift apart (the bug class that hit other streaming zippers).
+The plan is format-neutral: an :class:`ArchiveLayout` (zip today, tar later) says how
+long each entry's header and footer are; the plan only adds them up.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Callable, Iterator, Optional, Protocol, Sequence
+
+from .sources import Source
+
+STORED = "stored"
+DEFLATE = "deflate"
+
+
+class Entry:
+    """One member of an archive: what it is called, where its bytes come from, how to pack them.
+
+    ``crc_given`` is what the caller promised before streaming (it shapes the layout);
+    ``crc_found`` is what a pass computed (it never changes the layout, only fills
+    records that come after the data).
+    """
+
+    __slots__ = (
+        "name",
+        "is_dir",
+        "source",
+        "size",
+        "mtime",
+        "mode",
+        "compression",
+        "level",
+        "crc_given",
+        "crc_found",
+        "layout",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        is_dir: bool,
+        source: Optional[Source],
+        size: Optional[int],
+        mtime: int,
+        mode: int,
+        compression: str,
+        level: Optional[int],
+        crc_given: Optional[int],
+    ) -> None:
+        self.name = name
+        self.is_dir = is_dir
+        self.source = source
+        self.size = size
+        self.mtime = mtime
+        self.mode = mode
+        self.compression = compression
+        self.level = level
+        self.crc_given = crc_given
+        self.crc_found: Optional[int] = None
+        self.layout: object = None  # the format's per-entry facts, set by prepare()
+
+    @property
+    def crc(self) -> Optional[int]:
+        return self.crc_given if self.crc_given is not None else self.crc_found
+
+    @property
+    def data_predictable(self) -> bool:
+        """True when the stored bytes' length is known before streaming."""
+        return self.is_dir or (self.compression == STORED and self.size is not None)
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.name!r} size={self.size} {self.compression}>"
+
+
+class EntryRecord:
+    """What a pass learned about one written entry; the trailer is built from these."""
+
+    __slots__ = ("offset", "crc", "compressed_size", "size")
+
+    def __init__(self, offset: int, crc: int, compressed_size: int, size: int) -> None:
+        self.offset = offset
+        self.crc = crc
+        self.compressed_size = compressed_size
+        self.size = size
+
+
+class ArchiveLayout(Protocol):
+    """What a format must tell the plan and the writer. Pure: no I/O anywhere."""
+
+    def prepare(self, entry: Entry) -> None:
+        """Validate ``entry`` for this format and attach its per-entry facts."""
+
+    def header(self, entry: Entry, offset: int) -> bytes: ...
+
+    def header_size(self, entry: Entry) -> int: ...
+
+    def footer(self, entry: Entry, record: EntryRecord) -> bytes: ...
+
+    def footer_size(self, entry: Entry) -> int: ...
+
+    def needs_crc_in_footer(self, entry: Entry) -> bool: ...
+
+    def trailer(
+        self, entries: Sequence[Entry], record_of: Callable[[int], EntryRecord], offset: int
+    ) -> Iterator[bytes]: ...
+
+    def trailer_size(
+        self, entries: Sequence[Entry], record_of: Callable[[int], EntryRecord], offset: int
+    ) -> int: ...
+
+
+class Plan:
+    """Offsets of every entry and of the trailer, as far as they can be known in advance.
+
+    ``size`` is None as soon as one entry's stored length is unpredictable (deflate, or
+    data of unknown size); ``offsets`` then stops at that entry.
+    """
+
+    __slots__ = ("entries", "offsets", "data_offsets", "trailer_offset", "size", "layout")
+
+    def __init__(self, layout: ArchiveLayout, entries: Sequence[Entry]) -> None:
+        self.layout = layout
+        self.entries = entries
+        offsets: list[int] = []
+        data_offsets: list[int] = []
+        pos = 0
+        sized = True
+        for entry in entries:
+            if not entry.data_predictable:
+                sized = False
+                break
+            offsets.append(pos)
+            pos += layout.header_size(entry)
+            data_offsets.append(pos)
+            pos += self.data_size(entry) + layout.footer_size(entry)
+        self.offsets = offsets
+        self.data_offsets = data_offsets
+        if sized:
+            self.trailer_offset: Optional[int] = pos
+            self.size: Optional[int] = pos + layout.trailer_size(
+                entries, self.predicted_record, pos
+            )
+        else:
+            self.trailer_offset = None
+            self.size = None
+
+    @staticmethod
+    def data_size(entry: Entry) -> int:
+        """Stored length of a predictable entry's data."""
+        return 0 if entry.is_dir else entry.size  # type: ignore[return-value]
+
+    def predicted_record(self, index: int) -> EntryRecord:
+        """The record a pass will produce, known in advance for sized plans (CRC may be 0)."""
+        entry = self.entries[index]
+        size = self.data_size(entry)
+        return EntryRecord(self.offsets[index], entry.crc or 0, size, size)
+
+    def entry_at(self, pos: int) -> int:
+        """Index of the entry whose header, data or footer holds byte ``pos``."""
+        return max(0, bisect_right(self.offsets, pos) - 1)

@@ -1,0 +1,645 @@
+"""The lazy archive stream: a plain iterable of ``bytes``, exactly sized, rangeable.
+
+``ZipStream`` is what users build; iterating it (or a range of it) walks the
+:class:`~zipwsgi.plan.Plan` and pulls bytes from each entry's source only when the walk
+gets there. Every iteration is an independent pass with its own ``close()``, so a WSGI
+server can stream it, WebOb can range it, and a disconnect closes the one open file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import weakref
+from typing import Any, Iterable, Iterator, Optional, Union
+
+from .codecs import crc32, raw_deflater
+from .errors import (
+    DuplicateNameError,
+    SourceChangedError,
+    SourceError,
+    SourceUnavailableError,
+)
+from .names import normalise_name
+from .plan import DEFLATE, STORED, ArchiveLayout, Entry, EntryRecord, Plan
+from .sources import FileSource, Reader, Source, source_for
+from .ziplayout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Bytes read from a source at a time, and the size the writer batches small records to.
+DEFAULT_CHUNK_SIZE = 256 * 1024
+#: The mtime of entries that bring none (bytes, iterables): 1980-01-01T00:00:00Z, the
+#: zip epoch, so archives never depend on "now" and replicas serve identical bytes.
+DEFAULT_MTIME = 315532800
+_COMPRESSIONS = (STORED, DEFLATE)
+
+
+class ArchiveStream:
+    """Format-neutral core: entries, sources, the plan, passes. Subclasses pick a layout."""
+
+    def __init__(
+        self,
+        layout: ArchiveLayout,
+        *,
+        compression: str = STORED,
+        level: Optional[int] = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        mtime: Optional[float] = None,
+        allow_duplicates: bool = False,
+    ) -> None:
+        self._layout = layout
+        self.compression = _check_compression(compression)
+        self.level = level
+        self.chunk_size = chunk_size
+        self.default_mtime = DEFAULT_MTIME if mtime is None else int(mtime)
+        self.allow_duplicates = allow_duplicates
+        self._entries: list[Entry] = []
+        self._names: set[str] = set()
+        self._plan: Optional[Plan] = None
+        self._passes: weakref.WeakSet[_Pass] = weakref.WeakSet()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        data: Any,
+        arcname: str,
+        *,
+        size: Optional[int] = None,
+        mtime: Optional[float] = None,
+        mode: Optional[int] = None,
+        crc: Optional[int] = None,
+        compression: Optional[str] = None,
+        level: Optional[int] = None,
+    ) -> None:
+        """Add one file entry.
+
+        ``data`` may be bytes, str (UTF-8), a binary file object, an iterable of bytes, a
+        zero-argument callable returning any of those (called only when streamed), or a
+        :class:`~zipwsgi.sources.Source`. ``size`` makes the archive length exact for data
+        whose length cannot be seen (iterables, callables); ``crc`` (a known CRC-32) lets
+        a stored entry go without a data descriptor.
+        """
+        source = source_for(data, size)
+        if crc is None and isinstance(data, (bytes, bytearray, memoryview, str)):
+            crc = crc32(data.encode("utf-8") if isinstance(data, str) else data)
+        self._append(
+            normalise_name(arcname),
+            source=source,
+            size=source.size,
+            mtime=mtime if mtime is not None else source.mtime,
+            mode=mode if mode is not None else source.mode,
+            crc=crc,
+            compression=compression,
+            level=level,
+        )
+
+    def mkdir(
+        self, arcname: str, *, mtime: Optional[float] = None, mode: Optional[int] = None
+    ) -> None:
+        """Add a directory entry (it keeps empty folders and their permissions)."""
+        self._append(
+            normalise_name(arcname, is_dir=True),
+            source=None,
+            size=0,
+            mtime=mtime,
+            mode=mode,
+            crc=0,
+            compression=STORED,
+            level=None,
+            is_dir=True,
+        )
+
+    def add_path(
+        self,
+        path: PathLike,
+        arcname: Optional[str] = None,
+        *,
+        recursive: bool = True,
+        include_hidden: bool = True,
+        mtime: Optional[float] = None,
+        mode: Optional[int] = None,
+        crc: Optional[int] = None,
+        compression: Optional[str] = None,
+        level: Optional[int] = None,
+    ) -> None:
+        """Add a file, or a directory with everything below it (sorted, so deterministic).
+
+        Symlinks inside a walked directory are followed only while their target stays
+        inside that directory; links pointing out of it (and broken links) are skipped.
+        """
+        path = os.fspath(path)
+        if arcname is None:
+            arcname = os.path.basename(os.path.normpath(os.path.abspath(path)))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise SourceUnavailableError(f"cannot stat {path}: {exc.strerror}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            root = os.path.realpath(path)
+            self._walk(
+                root, root, arcname, st, recursive, include_hidden, set(), compression, level
+            )
+        else:
+            self.add(
+                FileSource(path, st),
+                arcname,
+                mtime=mtime,
+                mode=mode,
+                crc=crc,
+                compression=compression,
+                level=level,
+            )
+
+    def _walk(
+        self,
+        root: str,
+        directory: str,
+        arcname: str,
+        st: os.stat_result,
+        recursive: bool,
+        include_hidden: bool,
+        seen: set[tuple[int, int]],
+        compression: Optional[str],
+        level: Optional[int],
+    ) -> None:
+        seen.add((st.st_dev, st.st_ino))
+        self.mkdir(arcname, mtime=st.st_mtime, mode=st.st_mode)
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda d: d.name)
+        for child in children:
+            if not include_hidden and child.name.startswith("."):
+                continue
+            target = child.path
+            if child.is_symlink():
+                target = os.path.realpath(child.path)
+                if not _is_within(target, root):
+                    log.warning("skipping symlink leaving %s: %s", root, child.path)
+                    continue
+            try:
+                child_st = os.stat(target)
+            except OSError:
+                log.warning("skipping unreadable or broken entry: %s", child.path)
+                continue
+            child_name = f"{arcname}/{child.name}"
+            if stat.S_ISDIR(child_st.st_mode):
+                if recursive and (child_st.st_dev, child_st.st_ino) not in seen:
+                    self._walk(root, target, child_name, child_st, recursive,
+                               include_hidden, seen, compression, level)
+            elif stat.S_ISREG(child_st.st_mode):
+                self.add(FileSource(target, child_st), child_name,
+                         compression=compression, level=level)
+
+    def _append(
+        self,
+        name: str,
+        *,
+        source: Optional[Source],
+        size: Optional[int],
+        mtime: Optional[float],
+        mode: Optional[int],
+        crc: Optional[int],
+        compression: Optional[str],
+        level: Optional[int],
+        is_dir: bool = False,
+    ) -> None:
+        if name in self._names and not self.allow_duplicates:
+            raise DuplicateNameError(f"duplicate archive name: {name!r}")
+        if crc is not None and not 0 <= crc <= 0xFFFFFFFF:
+            raise ValueError(f"crc out of range for {name!r}: {crc!r}")
+        if mode is None:
+            mode = DEFAULT_DIR_MODE if is_dir else DEFAULT_FILE_MODE
+        entry = Entry(
+            name,
+            is_dir=is_dir,
+            source=source,
+            size=size,
+            mtime=int(mtime) if mtime is not None else self.default_mtime,
+            mode=mode,
+            compression=_check_compression(compression or self.compression),
+            level=self.level if level is None else level,
+            crc_given=crc,
+        )
+        self._layout.prepare(entry)
+        self._entries.append(entry)
+        self._names.add(name)
+        self._plan = None
+
+    # -- what callers may ask before streaming --------------------------------------------
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = Plan(self._layout, self._entries)
+        return self._plan
+
+    @property
+    def size(self) -> Optional[int]:
+        """Exact length of the archive in bytes, or None where it cannot be known."""
+        return self.plan.size
+
+    def __len__(self) -> int:
+        size = self.size
+        if size is None:
+            raise TypeError("archive size is unknown (compressed or unsized entries)")
+        return size
+
+    @property
+    def names(self) -> list[str]:
+        return [entry.name for entry in self._entries]
+
+    @property
+    def last_modified(self) -> Optional[int]:
+        """Newest entry mtime (for Last-Modified), or None for an empty archive."""
+        return max((e.mtime for e in self._entries), default=None)
+
+    def fingerprint(self) -> Optional[str]:
+        """A digest that changes whenever the archive's bytes could, or None if unknowable.
+
+        Built from every entry's name, size, mtime, mode, method and CRC, plus the source's
+        identity where it has one (a file's path); data that brings neither a size nor a
+        CRC has no stable identity, so no honest fingerprint exists.
+        """
+        digest = hashlib.sha256(type(self._layout).__name__.encode())
+        for entry in self._entries:
+            if entry.size is None and entry.crc_given is None and not entry.is_dir:
+                return None
+            if not isinstance(entry.source, (FileSource, type(None))) and entry.crc_given is None:
+                return None
+            where = entry.source.describe() if isinstance(entry.source, FileSource) else ""
+            digest.update(
+                f"{entry.name}\0{entry.size}\0{entry.mtime}\0{entry.mode}\0{entry.compression}"
+                f"\0{entry.level}\0{entry.crc_given}\0{where}\n".encode("utf-8", "surrogatepass")
+            )
+        return digest.hexdigest()
+
+    # -- streaming --------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.app_iter_range(0, None)
+
+    def app_iter_range(self, start: int = 0, stop: Optional[int] = None) -> "_Pass":
+        """Bytes ``[start, stop)`` of the archive, lazily (WebOb's Range protocol).
+
+        Nothing is opened until the result is iterated (WebOb calls this for HEAD too).
+        For sized archives the walk starts at ``start``: files are seeked into, and the
+        CRCs that records after ``start`` need are computed by reading just those entries.
+        """
+        size = self.size
+        start = max(0, start or 0)
+        if size is not None:
+            stop = size if stop is None else max(start, min(stop, size))
+        elif stop is not None:
+            stop = max(start, stop)
+        gen = _Writer(self).generate(start, stop)
+        iterator = _Pass(gen)
+        self._passes.add(iterator)
+        return iterator
+
+    def close(self) -> None:
+        """Close every pass still running and every source handed over by the caller."""
+        for iterator in list(self._passes):
+            iterator.close()
+        for entry in self._entries:
+            if entry.source is not None:
+                entry.source.close()
+
+    def __enter__(self) -> "ArchiveStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ZipStream(ArchiveStream):
+    """A zip archive, streamed lazily. See the README for the whole API.
+
+    ``compression`` is ``"stored"`` (exact size known, ranges cheap) or ``"deflate"``;
+    ``charset`` controls name encoding (see :class:`~zipwsgi.ziplayout.ZipLayout`).
+    """
+
+    def __init__(
+        self,
+        compression: str = STORED,
+        level: Optional[int] = None,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        mtime: Optional[float] = None,
+        charset: Optional[str] = None,
+        allow_duplicates: bool = False,
+    ) -> None:
+        super().__init__(
+            ZipLayout(charset),
+            compression=compression,
+            level=level,
+            chunk_size=chunk_size,
+            mtime=mtime,
+            allow_duplicates=allow_duplicates,
+        )
+
+
+class _Pass:
+    """One iteration over an archive; ``close()`` ends it and closes its open source."""
+
+    __slots__ = ("_gen", "__weakref__")
+
+    def __init__(self, gen: Iterator[bytes]) -> None:
+        self._gen = gen
+
+    def __iter__(self) -> "_Pass":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()  # type: ignore[attr-defined]
+
+
+class _Batcher:
+    """Joins small pieces into chunks of about ``limit`` bytes: fewer, larger writes."""
+
+    __slots__ = ("limit", "pieces", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, piece: bytes) -> Optional[bytes]:
+        """Queue ``piece``; return a chunk when one is ready to leave."""
+        self.pieces.append(piece)
+        self.size += len(piece)
+        if self.size >= self.limit:
+            return self.take()
+        return None
+
+    def take(self) -> bytes:
+        out = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.pieces, self.size = [], 0
+        return out
+
+
+class _Writer:
+    """Produces the bytes of one pass. Kept apart from ArchiveStream so passes share nothing
+    but the entries (and the CRCs they learn, which are facts about the data)."""
+
+    def __init__(self, stream: ArchiveStream) -> None:
+        self.stream = stream
+        self.layout = stream._layout
+        self.entries = stream._entries
+        self.chunk = stream.chunk_size
+
+    def generate(self, start: int, stop: Optional[int]) -> Iterator[bytes]:
+        plan = self.stream.plan
+        if plan.size is not None:
+            return self._sized(plan, start, stop if stop is not None else plan.size)
+        return _slice(self._sequential(), start, stop)
+
+    # -- sized archives: every offset is known; start anywhere ----------------------------
+
+    def _sized(self, plan: Plan, start: int, stop: int) -> Iterator[bytes]:
+        layout, entries = self.layout, self.entries
+        batch = _Batcher(self.chunk)
+        pos = start
+        index = plan.entry_at(start) if start < plan.trailer_offset else len(entries)  # type: ignore[operator]
+        while index < len(entries) and pos < stop:
+            entry = entries[index]
+            offset = plan.offsets[index]
+            data_at = plan.data_offsets[index]
+            footer_at = data_at + plan.data_size(entry)
+            end = footer_at + layout.footer_size(entry)
+            if pos < data_at:
+                header = layout.header(entry, offset)
+                piece = header[pos - offset : min(stop, data_at) - offset]
+                pos += len(piece)
+                ready = batch.add(piece)
+                if ready:
+                    yield ready
+            if data_at <= pos < footer_at and pos < stop:
+                upto = min(stop, footer_at)
+                for piece in self._stored_data(entry, pos - data_at, upto - data_at):
+                    if len(piece) >= self.chunk // 2:
+                        if batch.size:
+                            yield batch.take()
+                        yield piece
+                    else:
+                        ready = batch.add(piece)
+                        if ready:
+                            yield ready
+                pos = upto
+            if footer_at <= pos < end and pos < stop:
+                footer = layout.footer(entry, self._record(plan, index))
+                piece = footer[pos - footer_at : min(stop, end) - footer_at]
+                pos += len(piece)
+                ready = batch.add(piece)
+                if ready:
+                    yield ready
+            index += 1
+        if pos < stop:
+            trailer_at = plan.trailer_offset
+            at = trailer_at
+            for chunk in layout.trailer(entries, lambda i: self._record(plan, i), trailer_at):
+                chunk_end = at + len(chunk)
+                if chunk_end > pos:
+                    piece = chunk[pos - at : stop - at]
+                    pos += len(piece)
+                    ready = batch.add(piece)
+                    if ready:
+                        yield ready
+                at = chunk_end
+                if pos >= stop:
+                    break
+        if batch.size:
+            yield batch.take()
+
+    def _record(self, plan: Plan, index: int) -> EntryRecord:
+        record = plan.predicted_record(index)
+        entry = self.entries[index]
+        if not entry.is_dir:
+            record.crc = self._crc_of(entry)
+        return record
+
+    def _crc_of(self, entry: Entry) -> int:
+        """The entry's CRC, reading the whole entry once if no pass has computed it yet."""
+        if entry.crc is None:
+            for _ in self._stored_data(entry, 0, entry.size or 0, emit=False):
+                pass
+        return entry.crc  # type: ignore[return-value]
+
+    def _stored_data(
+        self, entry: Entry, begin: int, end: int, emit: bool = True
+    ) -> Iterator[bytes]:
+        """Bytes ``[begin, end)`` of a stored entry, checking the source keeps its promises."""
+        whole = begin == 0 and end == entry.size
+        checksum = whole and (entry.crc_found is None)
+        reader = _open(entry)
+        try:
+            if begin:
+                reader.skip(begin)
+            remaining = end - begin
+            crc = 0
+            read, chunk_size = reader.read, self.chunk
+            while remaining > 0:
+                piece = read(chunk_size if remaining > chunk_size else remaining)
+                if not piece:
+                    raise SourceChangedError(
+                        f"{entry.name!r}: source shrank: {entry.size} bytes promised, "
+                        f"ended {remaining} bytes early"
+                    )
+                if checksum:
+                    crc = crc32(piece, crc)
+                remaining -= len(piece)
+                if emit:
+                    yield piece
+            if whole:
+                reader.check_end()
+                if checksum:
+                    _settle_crc(entry, crc)
+        finally:
+            reader.close()
+
+    # -- unsized archives: one forward walk -----------------------------------------------
+
+    def _sequential(self) -> Iterator[bytes]:
+        layout, entries = self.layout, self.entries
+        batch = _Batcher(self.chunk)
+        records: list[EntryRecord] = []
+        pos = 0
+        for entry in entries:
+            header = layout.header(entry, pos)
+            record = EntryRecord(pos, 0, 0, 0)
+            ready = batch.add(header)
+            if ready:
+                yield ready
+            if entry.is_dir:
+                pieces: Iterable[bytes] = ()
+            elif entry.compression == DEFLATE:
+                pieces = self._deflated_data(entry, record)
+            elif entry.size is not None:
+                pieces = self._stored_data(entry, 0, entry.size)
+            else:
+                pieces = self._unsized_stored_data(entry, record)
+            written = 0
+            for piece in pieces:
+                written += len(piece)
+                if len(piece) >= self.chunk // 2:
+                    if batch.size:
+                        yield batch.take()
+                    yield piece
+                else:
+                    ready = batch.add(piece)
+                    if ready:
+                        yield ready
+            if not entry.is_dir and entry.compression != DEFLATE and entry.size is not None:
+                record.size = entry.size
+            record.compressed_size = written
+            record.crc = 0 if entry.is_dir else entry.crc  # type: ignore[assignment]
+            ready = batch.add(layout.footer(entry, record))
+            if ready:
+                yield ready
+            pos += len(header) + written + layout.footer_size(entry)
+            records.append(record)
+        for chunk in layout.trailer(entries, records.__getitem__, pos):
+            ready = batch.add(chunk)
+            if ready:
+                yield ready
+        if batch.size:
+            yield batch.take()
+
+    def _deflated_data(self, entry: Entry, record: EntryRecord) -> Iterator[bytes]:
+        compressor = raw_deflater(entry.level)
+        reader = _open(entry)
+        crc = size = 0
+        try:
+            read, chunk_size, compress = reader.read, self.chunk, compressor.compress
+            while True:
+                piece = read(chunk_size)
+                if not piece:
+                    break
+                crc = crc32(piece, crc)
+                size += len(piece)
+                out = compress(piece)
+                if out:
+                    yield out
+            if entry.size is not None and size != entry.size:
+                raise SourceChangedError(
+                    f"{entry.name!r}: source gave {size} bytes, {entry.size} promised"
+                )
+        finally:
+            reader.close()
+        yield compressor.flush()
+        record.size = size
+        _settle_crc(entry, crc)
+
+    def _unsized_stored_data(self, entry: Entry, record: EntryRecord) -> Iterator[bytes]:
+        reader = _open(entry)
+        crc = size = 0
+        try:
+            read, chunk_size = reader.read, self.chunk
+            while True:
+                piece = read(chunk_size)
+                if not piece:
+                    break
+                crc = crc32(piece, crc)
+                size += len(piece)
+                yield piece
+        finally:
+            reader.close()
+        record.size = size
+        _settle_crc(entry, crc)
+
+
+def _open(entry: Entry) -> Reader:
+    assert entry.source is not None
+    try:
+        return entry.source.open()
+    except SourceError as exc:
+        raise type(exc)(f"{entry.name!r}: {exc}") from exc
+
+
+def _settle_crc(entry: Entry, crc: int) -> None:
+    """Remember a computed CRC; a CRC the caller promised must match what was read."""
+    if entry.crc_given is not None and entry.crc_given != crc:
+        raise SourceChangedError(
+            f"{entry.name!r}: CRC-32 of the data is {crc:08x}, {entry.crc_given:08x} was given"
+        )
+    entry.crc_found = crc
+
+
+def _slice(chunks: Iterator[bytes], start: int, stop: Optional[int]) -> Iterator[bytes]:
+    """Bytes [start, stop) of a forward-only stream (unsized archives cannot seek)."""
+    if start == 0 and stop is None:
+        yield from chunks
+        return
+    pos = 0
+    try:
+        for chunk in chunks:
+            end = pos + len(chunk)
+            if end > start:
+                piece = chunk[max(0, start - pos) : None if stop is None else stop - pos]
+                if piece:
+                    yield piece
+            pos = end
+            if stop is not None and pos >= stop:
+                break
+    finally:
+        chunks.close()  # type: ignore[attr-defined]
+
+
+def _check_compression(value: str) -> str:
+    if value not in _COMPRESSIONS:
+        raise ValueError(f"compression must be one of {_COMPRESSIONS}, not {value!r}")
+    return value
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+__all__ = ["ArchiveStream", "ZipStream", "DEFAULT_CHUNK_SIZE", "DEFAULT_MTIME"]
