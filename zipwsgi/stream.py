@@ -265,7 +265,8 @@ class ArchiveStream:
         identity where it has one (a file's path); data that brings neither a size nor a
         CRC has no stable identity, so no honest fingerprint exists.
         """
-        digest = hashlib.sha256(type(self._layout).__name__.encode())
+        settings = sorted(vars(self._layout).items())
+        digest = hashlib.sha256(f"{type(self._layout).__name__}{settings}".encode())
         for entry in self._entries:
             if entry.size is None and entry.crc_given is None and not entry.is_dir:
                 return None
