@@ -1,0 +1,226 @@
+"""The mod_zip manifest: parse and write the ``X-Archive-Files: zip`` response body.
+
+An app that already speaks to nginx's mod_zip answers with a plain-text manifest instead
+of a zip, one entry per line::
+
+    1a6349c5 24 /files/file1.txt file1.txt
+    - 25 /files/file%202.txt?v=3 folder/file 2.txt
+    - 0 @directory empty folder/
+
+This module turns that body into :class:`ManifestEntry` values, following mod_zip's own
+grammar, so existing apps move over unchanged. It does no I/O and knows nothing about
+HTTP: fetching each location and normalising names is the engine's job.
+
+Security note: the manifest usually comes from a trusted upstream, but it is still
+parsed defensively. Size and entry limits bound the work done on a hostile body, every
+malformed line raises :class:`~zipwsgi.errors.ManifestError` naming the line, and a
+decoded location can never carry a NUL byte. Archive names are *not* made safe here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from typing import Iterable
+from urllib.parse import quote
+
+from zipwsgi.errors import ManifestError
+
+__all__ = ["DIRECTORY", "ManifestEntry", "format_manifest", "parse_manifest"]
+
+#: The location mod_zip reserves for "this entry is an (empty) directory".
+DIRECTORY = "@directory"
+
+#: Sizes must fit nginx's signed 64-bit ``off_t``; anything larger is a typo or an attack.
+MAX_SIZE = 2**63 - 1
+
+# mod_zip separates fields with runs of spaces only (a tab is part of a field). The name
+# starts at the first non-space byte after the location and runs to the end of the line.
+_LINE = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+) +([^ ].*)", re.DOTALL)
+_CRC = re.compile(rb"-|[0-9A-Fa-f]{1,8}")
+_SIZE = re.compile(rb"[0-9]{1,19}")  # 19 digits cover 2**63 - 1; more cannot be valid
+_PERCENT = re.compile(rb"%(.{0,2})", re.DOTALL)
+_HEX2 = re.compile(rb"[0-9A-Fa-f]{2}")
+
+# Characters a location may keep unescaped when written back: RFC 3986 pchar minus '%'
+# (always escaped), plus '/'. Space, '?', '#', controls and non-ASCII get escaped.
+_LOCATION_SAFE = "/!$&'()*+,;=:@~"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One manifest line, decoded but not yet interpreted.
+
+    ``location`` is the percent-decoded path the engine fetches; ``query`` is handed on
+    to that sub-request untouched (a WSGI-style latin-1 string, so its bytes survive).
+    """
+
+    crc: int | None  # None when the manifest says "-": computed while streaming
+    size: int
+    location: str
+    query: str
+    name: str
+    is_directory: bool
+    line: int
+
+
+def parse_manifest(
+    body: bytes,
+    *,
+    max_entries: int = 100_000,
+    max_bytes: int = 64 * 1024 * 1024,
+    name_encoding: str = "utf-8",
+) -> list[ManifestEntry]:
+    """Parse a mod_zip manifest body into entries, in order.
+
+    Lines are split at any run of CR/LF and blank lines are skipped; line numbers in
+    errors count CR, LF and CRLF as one line break each, as an editor would. An empty
+    manifest gives ``[]``: mod_zip refuses it, but an empty archive is a valid answer and
+    the caller decides. Raises :class:`ManifestError` on the first malformed line or when
+    a limit is exceeded; raises :class:`LookupError` for an unknown ``name_encoding``.
+    """
+    codecs.lookup(name_encoding)  # fail on a bad argument even for an empty body
+    if len(body) > max_bytes:
+        raise ManifestError(f"manifest is {len(body)} bytes, more than the limit of {max_bytes}")
+    entries: list[ManifestEntry] = []
+    # bytes.splitlines() breaks at exactly \r, \n and \r\n -- mod_zip's separators.
+    for number, raw in enumerate(bytes(body).splitlines(), start=1):
+        if not raw:
+            continue
+        if len(entries) >= max_entries:
+            raise ManifestError(f"more than {max_entries} entries", number)
+        entries.append(_parse_line(raw, number, name_encoding))
+    return entries
+
+
+def _parse_line(raw: bytes, number: int, name_encoding: str) -> ManifestEntry:
+    """Parse one non-empty line; ``number`` is only used to name it in errors."""
+    match = _LINE.fullmatch(raw)
+    if match is None:
+        raise ManifestError(_describe_bad_line(raw), number)
+    crc_field, size_field, location_field, name_field = match.groups()
+
+    if not _CRC.fullmatch(crc_field):
+        raise ManifestError(
+            f"CRC-32 must be 1 to 8 hex digits or '-', got {_show(crc_field)}", number
+        )
+    crc = None if crc_field == b"-" else int(crc_field, 16)
+
+    if not _SIZE.fullmatch(size_field) or int(size_field) > MAX_SIZE:
+        raise ManifestError(
+            f"size must be a decimal integer from 0 to 2**63-1, got {_show(size_field)}", number
+        )
+    size = int(size_field)
+
+    path, _, query_bytes = location_field.partition(b"?")
+    query = query_bytes.decode("latin-1")  # WSGI's QUERY_STRING convention: bytes survive
+    # Compared before decoding, so "%40directory" names a file called "@directory".
+    is_directory = path == DIRECTORY.encode()
+    if is_directory:
+        if size != 0 or crc not in (None, 0):
+            raise ManifestError("a @directory entry must have size 0 and CRC 0 or '-'", number)
+        location = DIRECTORY
+    elif not path:
+        raise ManifestError("empty location (nothing before '?')", number)
+    else:
+        location = _decode_location(path, number)
+
+    try:
+        name = name_field.decode(name_encoding)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"archive name is not valid {name_encoding} (byte {exc.start})", number
+        ) from None
+    return ManifestEntry(crc, size, location, query, name, is_directory, number)
+
+
+def _decode_location(path: bytes, number: int) -> str:
+    """Percent-decode a URL path bytes-to-bytes, then UTF-8, so ``%D0%9F`` is one 'П'.
+
+    Written by hand because ``urllib.parse.unquote`` silently keeps broken escapes such
+    as ``%zz``; here they are errors. ``+`` stays ``+`` (this is a path, not a form).
+    """
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        digits = match.group(1)
+        if not _HEX2.fullmatch(digits):
+            raise ManifestError(
+                f"invalid percent-escape {_show(b'%' + digits)} in location", number
+            )
+        return bytes([int(digits, 16)])
+
+    decoded = _PERCENT.sub(replace, path)
+    try:
+        location = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"location {_show(path)} does not decode to UTF-8", number) from None
+    if "\x00" in location:
+        raise ManifestError("location contains a NUL byte", number)
+    return location
+
+
+def _describe_bad_line(raw: bytes) -> str:
+    """Explain why a line does not have the four fields, in the reader's terms."""
+    if raw.startswith(b" "):
+        return "line starts with a space; expected '<crc32> <size> <location> <name>'"
+    words = [word for word in raw.split(b" ") if word]
+    # Four words always match _LINE, so at least the name is missing here.
+    missing = ["CRC-32", "size", "location", "archive name"][len(words) :]
+    return f"missing {', '.join(missing)}; expected '<crc32> <size> <location> <name>'"
+
+
+def _show(field: bytes, limit: int = 40) -> str:
+    """Quote a field for an error message, shortened so a huge line cannot flood logs."""
+    text = repr(field[:limit].decode("latin-1"))
+    return text + "..." if len(field) > limit else text
+
+
+def format_manifest(entries: Iterable[ManifestEntry], *, name_encoding: str = "utf-8") -> bytes:
+    """Write entries as a manifest that :func:`parse_manifest` (and mod_zip) read back.
+
+    One LF-terminated line per entry, CRC as 8 lowercase hex digits or ``-``, locations
+    percent-encoded as UTF-8 so spaces, ``%``, ``?`` and non-ASCII survive. Raises
+    :class:`ManifestError` for an entry that no manifest line can express (a name with a
+    line break or a leading space, a query with a space, an empty location, ...).
+    """
+    lines = []
+    for index, entry in enumerate(entries, start=1):
+        lines.append(_format_entry(entry, index, name_encoding))
+    return b"".join(line + b"\n" for line in lines)
+
+
+def _format_entry(entry: ManifestEntry, index: int, name_encoding: str) -> bytes:
+    """Format one entry; ``index`` names it in errors (its ``line`` may be arbitrary)."""
+
+    def fail(message: str) -> ManifestError:
+        return ManifestError(f"entry {index} ({entry.name!r}): {message}")
+
+    if entry.crc is not None and not 0 <= entry.crc <= 0xFFFFFFFF:
+        raise fail("CRC-32 out of range")
+    if not 0 <= entry.size <= MAX_SIZE:
+        raise fail("size out of range")
+    if not entry.name or entry.name[0] == " " or any(c in entry.name for c in "\r\n"):
+        raise fail("name must be non-empty, not start with a space, and have no CR/LF")
+    crc = b"-" if entry.crc is None else b"%08x" % entry.crc
+
+    if entry.is_directory:
+        location = DIRECTORY.encode()
+    elif not entry.location or "\x00" in entry.location:
+        raise fail("location must be non-empty and contain no NUL")
+    else:
+        location = quote(entry.location, safe=_LOCATION_SAFE, encoding="utf-8").encode()
+        if location == DIRECTORY.encode():
+            location = b"%40directory"  # a file that happens to be called "@directory"
+    if entry.query:
+        if any(c in entry.query for c in " \r\n"):
+            raise fail("query must not contain spaces or line breaks")
+        try:
+            location += b"?" + entry.query.encode("latin-1")
+        except UnicodeEncodeError:
+            raise fail("query must be a latin-1 (WSGI bytes-as-str) string") from None
+    try:
+        name = entry.name.encode(name_encoding)
+    except UnicodeEncodeError:
+        raise fail(f"name cannot be encoded as {name_encoding}") from None
+    return b"%s %d %s %s" % (crc, entry.size, location, name)
