@@ -37,6 +37,19 @@ class Reader:
         if self.read(1):
             raise SourceChangedError("source grew: more data than its declared size")
 
+    def read_exact(self, n: int) -> bytes:
+        """Exactly ``n`` bytes and then the end, or ``SourceChangedError``."""
+        pieces = []
+        remaining = n
+        while remaining > 0:
+            piece = self.read(remaining)
+            if not piece:
+                raise SourceChangedError(f"source shrank: {n} bytes promised, {n - remaining} read")
+            pieces.append(piece)
+            remaining -= len(piece)
+        self.check_end()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def close(self) -> None:
         pass
 
@@ -134,13 +147,39 @@ class _FileReader(Reader):
     def check_end(self) -> None:
         # fstat instead of a read: one cheap syscall, and it also catches a rewrite
         # that grew the file behind our read position.
-        if os.fstat(self.fd).st_size != self.size or os.read(self.fd, 1):
-            raise SourceChangedError(f"file grew while streaming: {self.path}")
+        if os.fstat(self.fd).st_size != self.size:
+            raise SourceChangedError(f"file size changed while streaming: {self.path}")
+
+    def read_exact(self, n: int) -> bytes:
+        # One read of n+1 bytes both fetches the data and proves nothing follows it,
+        # which saves a syscall per small file.
+        data = os.read(self.fd, n + 1)
+        if len(data) != n:
+            if len(data) > n:
+                raise SourceChangedError(f"file grew while streaming: {self.path}")
+            if data:
+                return Reader.read_exact(_Prefixed(self, data), n)
+            raise SourceChangedError(f"file shrank while streaming: {self.path}")
+        return data
 
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             os.close(fd)
+
+
+class _Prefixed(Reader):
+    """A reader that first returns bytes already read (for short reads on odd files)."""
+
+    def __init__(self, inner: Reader, head: bytes) -> None:
+        self.inner = inner
+        self.head = head
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        return self.inner.read(n)
 
 
 # --- in-memory data --------------------------------------------------------------------

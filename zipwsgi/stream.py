@@ -380,6 +380,11 @@ class _Batcher:
             return self.take()
         return None
 
+    def put(self, piece: bytes) -> None:
+        """Queue ``piece`` without taking; the caller checks ``size`` afterwards."""
+        self.pieces.append(piece)
+        self.size += len(piece)
+
     def take(self) -> bytes:
         out = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
         self.pieces, self.size = [], 0
@@ -409,12 +414,27 @@ class _Writer:
         batch = _Batcher(self.chunk)
         pos = start
         index = plan.entry_at(start) if start < plan.trailer_offset else len(entries)  # type: ignore[operator]
+        small = self.chunk
         while index < len(entries) and pos < stop:
             entry = entries[index]
             offset = plan.offsets[index]
             data_at = plan.data_offsets[index]
-            footer_at = data_at + plan.data_size(entry)
+            data_size = 0 if entry.is_dir else entry.size
+            footer_at = data_at + data_size  # type: ignore[operator]
             end = footer_at + layout.footer_size(entry)
+            if pos == offset and end <= stop and data_size <= small:  # type: ignore[operator]
+                # Fast path for a whole small entry: one read, no generator, one batch.
+                batch.put(layout.header(entry, offset))
+                if not entry.is_dir:
+                    batch.put(self._small_data(entry))
+                    if end > footer_at:
+                        record = EntryRecord(offset, entry.crc, data_size, data_size)  # type: ignore[arg-type]
+                        batch.put(layout.footer(entry, record))
+                pos = end
+                index += 1
+                if batch.size >= small:
+                    yield batch.take()
+                continue
             if pos < data_at:
                 header = layout.header(entry, offset)
                 piece = header[pos - offset : min(stop, data_at) - offset]
@@ -460,11 +480,26 @@ class _Writer:
             yield batch.take()
 
     def _record(self, plan: Plan, index: int) -> EntryRecord:
-        record = plan.predicted_record(index)
         entry = self.entries[index]
-        if not entry.is_dir:
-            record.crc = self._crc_of(entry)
-        return record
+        if entry.is_dir:
+            return EntryRecord(plan.offsets[index], 0, 0, 0)
+        crc = entry.crc_given if entry.crc_given is not None else entry.crc_found
+        if crc is None:
+            crc = self._crc_of(entry)
+        return EntryRecord(plan.offsets[index], crc, entry.size, entry.size)  # type: ignore[arg-type]
+
+    def _small_data(self, entry: Entry) -> bytes:
+        """All of a small entry's bytes in one read, checked against its promised size."""
+        reader = _open(entry)
+        try:
+            data = reader.read_exact(entry.size)  # type: ignore[arg-type]
+        except SourceChangedError as exc:
+            raise SourceChangedError(f"{entry.name!r}: {exc}") from exc
+        finally:
+            reader.close()
+        if entry.crc_found is None:
+            _settle_crc(entry, crc32(data))
+        return data
 
     def _crc_of(self, entry: Entry) -> int:
         """The entry's CRC, reading the whole entry once if no pass has computed it yet."""
