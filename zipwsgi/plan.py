@@ -8,6 +8,7 @@ long each entry's header and footer are; the plan only adds them up.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
@@ -126,8 +127,9 @@ class Plan:
     def __init__(self, layout: ArchiveLayout, entries: Sequence[Entry]) -> None:
         self.layout = layout
         self.entries = entries
-        offsets: list[int] = []
-        data_offsets: list[int] = []
+        # Arrays of 8-byte ints instead of lists of int objects: 16 bytes per entry, not 80.
+        offsets = array("q")
+        data_offsets = array("q")
         pos = 0
         sized = True
         for entry in entries:

@@ -62,13 +62,14 @@ class Source:
     ``reopenable`` says whether a second pass (or a range request) can read it again.
     """
 
-    __slots__ = ("size", "mtime", "mode")
+    __slots__ = ()
+    size: Optional[int] = None
+    mtime: Optional[float] = None
+    mode: Optional[int] = None
     reopenable: bool = True
 
     def __init__(self) -> None:
-        self.size: Optional[int] = None
-        self.mtime: Optional[float] = None
-        self.mode: Optional[int] = None
+        pass
 
     def open(self) -> Reader:
         raise NotImplementedError
@@ -90,7 +91,7 @@ class FileSource(Source):
     archive already announced would be wrong, so we refuse rather than stream it.
     """
 
-    __slots__ = ("path", "_mtime_ns")
+    __slots__ = ("path", "size", "_mtime_ns")  # kept lean: one per file in an archive
 
     def __init__(self, path: Union[str, os.PathLike], st: Optional[os.stat_result] = None):
         super().__init__()
@@ -103,9 +104,11 @@ class FileSource(Source):
         if not stat.S_ISREG(st.st_mode):
             raise SourceUnavailableError(f"not a regular file: {self.path}")
         self.size = st.st_size
-        self.mtime = st.st_mtime
-        self.mode = st.st_mode
         self._mtime_ns = st.st_mtime_ns
+
+    @property
+    def mtime(self) -> float:  # type: ignore[override]
+        return self._mtime_ns / 1e9
 
     def open(self) -> Reader:
         try:

@@ -23,33 +23,48 @@ _TRAILER_BATCH = 64 * 1024
 
 
 class ZipEntryFacts:
-    """Per-entry facts fixed at planning time (kept small: one of these per entry)."""
+    """Per-entry facts fixed at planning time. One of these exists per entry, so it is
+    kept small: derived values (the encoded name when plain UTF-8, DOS time, the timestamp
+    field) are recomputed when written rather than stored."""
 
-    __slots__ = ("name", "flags", "method", "zip64", "descriptor", "extra", "dos_date", "dos_time")
+    __slots__ = ("bits", "name", "name_extra")
 
-    def __init__(
-        self,
-        name: bytes,
-        flags: int,
-        method: int,
-        zip64: bool,
-        descriptor: bool,
-        extra: bytes,
-        dos_date: int,
-        dos_time: int,
-    ) -> None:
-        self.name = name
-        self.flags = flags
-        self.method = method
-        self.zip64 = zip64
-        self.descriptor = descriptor
-        self.extra = extra
-        self.dos_date = dos_date
-        self.dos_time = dos_time
+    def __init__(self, bits: int, name: Optional[bytes], name_extra: Optional[bytes]) -> None:
+        self.bits = bits  # general-purpose flags | method << 16 | _ZIP64 | _DESCRIPTOR
+        self.name = name  # only when not simply the UTF-8 encoding of entry.name
+        self.name_extra = name_extra  # the Unicode Path field, for legacy charsets
 
 
-def _facts(entry: Entry) -> ZipEntryFacts:
-    return entry.layout  # type: ignore[return-value]
+_ZIP64 = 1 << 24
+_DESCRIPTOR = 1 << 25
+
+
+def _bits(entry: Entry) -> int:
+    layout = entry.layout
+    return layout if type(layout) is int else layout.bits  # type: ignore[union-attr,return-value]
+
+
+def _name(entry: Entry) -> bytes:
+    layout = entry.layout
+    if type(layout) is int or layout.name is None:  # type: ignore[union-attr]
+        return entry.name.encode("utf-8")
+    return layout.name  # type: ignore[union-attr]
+
+
+def _extra(entry: Entry) -> bytes:
+    """The extra fields both headers carry: extended timestamp [+ Unicode Path]."""
+    extra = zf.ext_timestamp_extra(zf.clamp_unix_time(entry.mtime))
+    if type(entry.layout) is int:
+        return extra
+    name_extra = entry.layout.name_extra  # type: ignore[attr-defined]
+    return extra + name_extra if name_extra else extra
+
+
+def _extra_size(entry: Entry) -> int:
+    layout = entry.layout
+    if type(layout) is int or not layout.name_extra:  # type: ignore[union-attr]
+        return zf.EXT_TIMESTAMP_SIZE
+    return zf.EXT_TIMESTAMP_SIZE + len(layout.name_extra)  # type: ignore[union-attr]
 
 
 class ZipLayout:
@@ -67,20 +82,22 @@ class ZipLayout:
 
     # -- naming ---------------------------------------------------------------------------
 
-    def _encode_name(self, name: str) -> tuple[bytes, int, bytes]:
-        utf8 = name.encode("utf-8")
+    def _encode_name(self, name: str) -> tuple[Optional[bytes], int, Optional[bytes]]:
+        """(name bytes if not plain UTF-8, flags, Unicode Path extra field or None)."""
+        if name.isascii():
+            return None, 0, None
         if self.charset is None:
-            return utf8, (zf.FLAG_UTF8 if not name.isascii() else 0), b""
-        if self.charset == "native" or name.isascii():
-            return utf8, 0, b""
+            return None, zf.FLAG_UTF8, None
+        if self.charset == "native":
+            return None, 0, None
         legacy = "".join(_encode_char(ch, self.charset) for ch in name).encode(self.charset)
-        return legacy, 0, zf.unicode_path_extra(legacy, utf8)
+        return legacy, 0, zf.unicode_path_extra(legacy, name.encode("utf-8"))
 
     # -- per entry ------------------------------------------------------------------------
 
     def prepare(self, entry: Entry) -> None:
         name, flags, name_extra = self._encode_name(entry.name)
-        if len(name) > 0xFFFF:
+        if len(name if name is not None else entry.name.encode("utf-8")) > 0xFFFF:
             raise ArchiveNameError(f"archive name too long for zip: {entry.name[:80]!r}...")
         deflated = entry.compression == DEFLATE and not entry.is_dir
         descriptor = not entry.is_dir and (
@@ -92,90 +109,86 @@ class ZipLayout:
             zip64 = worst >= zf.ZIP64_LIMIT
         if descriptor:
             flags |= zf.FLAG_DATA_DESCRIPTOR
-        mtime = zf.clamp_unix_time(entry.mtime)
-        dos_date, dos_time = zf.dos_datetime(mtime)
-        entry.layout = ZipEntryFacts(
-            name=name,
-            flags=flags,
-            method=zf.METHOD_DEFLATED if deflated else zf.METHOD_STORED,
-            zip64=zip64,
-            descriptor=descriptor,
-            extra=zf.ext_timestamp_extra(mtime) + name_extra,
-            dos_date=dos_date,
-            dos_time=dos_time,
-        )
+        method = zf.METHOD_DEFLATED if deflated else zf.METHOD_STORED
+        bits = flags | method << 16 | (_ZIP64 if zip64 else 0) | (_DESCRIPTOR if descriptor else 0)
+        if name is None and name_extra is None:
+            entry.layout = bits
+        else:
+            entry.layout = ZipEntryFacts(bits, name, name_extra)
 
     def header_size(self, entry: Entry) -> int:
-        facts = _facts(entry)
-        return zf.local_header_size(facts.name, len(facts.extra), facts.zip64)
+        return zf.local_header_size(_name(entry), _extra_size(entry), bool(_bits(entry) & _ZIP64))
 
     def header(self, entry: Entry, offset: int) -> bytes:
-        facts = _facts(entry)
+        bits = _bits(entry)
         # Stored entries carry their sizes even with a descriptor: streaming readers
         # cannot otherwise find the end of stored data.
         known = 0 if entry.is_dir else entry.size
-        sizes = known if (facts.method == zf.METHOD_STORED and known is not None) else 0
+        stored = (bits >> 16) & 0xFF == zf.METHOD_STORED
+        sizes = known if (stored and known is not None) else 0
+        dos_date, dos_time = zf.dos_datetime(zf.clamp_unix_time(entry.mtime))
         return zf.local_header(
-            name=facts.name,
-            flags=facts.flags,
-            method=facts.method,
-            dos_date=facts.dos_date,
-            dos_time=facts.dos_time,
-            crc=0 if facts.descriptor or entry.is_dir else entry.crc_given or 0,
+            name=_name(entry),
+            flags=bits & 0xFFFF,
+            method=(bits >> 16) & 0xFF,
+            dos_date=dos_date,
+            dos_time=dos_time,
+            crc=0 if bits & _DESCRIPTOR or entry.is_dir else entry.crc_given or 0,
             compressed_size=sizes,
             size=sizes,
-            extra=facts.extra,
-            zip64=facts.zip64,
+            extra=_extra(entry),
+            zip64=bool(bits & _ZIP64),
         )
 
     def needs_crc_in_footer(self, entry: Entry) -> bool:
-        return _facts(entry).descriptor
+        return bool(_bits(entry) & _DESCRIPTOR)
 
     def footer_size(self, entry: Entry) -> int:
-        facts = _facts(entry)
-        return zf.descriptor_size(facts.zip64) if facts.descriptor else 0
+        bits = _bits(entry)
+        return zf.descriptor_size(bool(bits & _ZIP64)) if bits & _DESCRIPTOR else 0
 
     def footer(self, entry: Entry, record: EntryRecord) -> bytes:
-        facts = _facts(entry)
-        if not facts.descriptor:
+        bits = _bits(entry)
+        if not bits & _DESCRIPTOR:
             return b""
-        if not facts.zip64 and max(record.size, record.compressed_size) >= zf.ZIP64_LIMIT:
+        zip64 = bool(bits & _ZIP64)
+        if not zip64 and max(record.size, record.compressed_size) >= zf.ZIP64_LIMIT:
             # Only reachable for data of unknown size: its header could not announce zip64.
             raise ValueError(
                 f"{entry.name!r} grew past 4 GiB without a declared size; pass size= so "
                 "zip64 can be planned"
             )
-        return zf.data_descriptor(record.crc, record.compressed_size, record.size, facts.zip64)
+        return zf.data_descriptor(record.crc, record.compressed_size, record.size, zip64)
 
     # -- central directory ------------------------------------------------------------------
 
     def _central(self, entry: Entry, record: EntryRecord) -> bytes:
-        facts = _facts(entry)
+        bits = _bits(entry)
         mode = entry.mode
         if stat.S_IFMT(mode) == 0:
             mode |= stat.S_IFDIR if entry.is_dir else stat.S_IFREG
         attr = (mode & 0xFFFF) << 16 | (zf.MSDOS_DIRECTORY if entry.is_dir else 0)
+        dos_date, dos_time = zf.dos_datetime(zf.clamp_unix_time(entry.mtime))
         return zf.central_header(
-            name=facts.name,
-            flags=facts.flags,
-            method=facts.method,
-            dos_date=facts.dos_date,
-            dos_time=facts.dos_time,
+            name=_name(entry),
+            flags=bits & 0xFFFF,
+            method=(bits >> 16) & 0xFF,
+            dos_date=dos_date,
+            dos_time=dos_time,
             crc=record.crc,
             compressed_size=record.compressed_size,
             size=record.size,
             offset=record.offset,
             external_attr=attr,
-            extra=facts.extra,
-            entry_zip64=facts.zip64,
+            extra=_extra(entry),
+            entry_zip64=bool(bits & _ZIP64),
         )
 
     def _central_size(self, entry: Entry, record: EntryRecord) -> int:
-        facts = _facts(entry)
         fields = zf.central_zip64_fields(
-            record.size, record.compressed_size, record.offset, facts.zip64
+            record.size, record.compressed_size, record.offset, bool(_bits(entry) & _ZIP64)
         )
-        return zf.central_header_size(facts.name, len(facts.extra), len(fields))
+        return zf.central_header_size(_name(entry), _extra_size(entry), len(fields))
 
     def trailer(
         self,
