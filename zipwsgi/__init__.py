@@ -1,6 +1,7 @@
 """zipwsgi: stream zip archives from any WSGI application, lazily and exactly sized."""
 
 from ._version import __version__
+from .disposition import content_disposition
 from .errors import (
     ArchiveNameError,
     DuplicateNameError,
@@ -11,11 +12,16 @@ from .errors import (
     SourceUnavailableError,
     ZipwsgiError,
 )
+from .middleware import ZipMiddleware
+from .responses import archive_response
 from .stream import ZipStream
 
 __all__ = [
     "__version__",
     "ZipStream",
+    "ZipMiddleware",
+    "archive_response",
+    "content_disposition",
     "ZipwsgiError",
     "ArchiveNameError",
     "DuplicateNameError",

@@ -45,3 +45,14 @@ class ManifestError(ZipwsgiError, ValueError):
     def __init__(self, message: str, line: int | None = None) -> None:
         self.line = line
         super().__init__(f"manifest line {line}: {message}" if line else message)
+
+
+class SubrequestError(SourceError):
+    """A sub-request to the wrapped app for a manifest entry did not answer 200 as promised.
+
+    ``status`` is the app's status line, or None when the app raised or sent no status.
+    """
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        self.status = status
+        super().__init__(message)

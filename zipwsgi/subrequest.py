@@ -1,0 +1,255 @@
+"""Sub-requests: entry data fetched from the wrapped WSGI app itself, as mod_zip does.
+
+A manifest location under no configured root (``/reports/2024.csv?format=long``) is not a
+file on disk but a URL the app can answer. :class:`SubrequestSource` is a
+:class:`~zipwsgi.sources.Source` that, each time the stream reaches its entry, calls the
+app with a fresh ``GET`` for that path and query and streams the body of the response
+into the archive. The answer must be ``200``; its ``Content-Length``, when given, and the
+number of bytes actually sent must equal the size the manifest promised (the engine
+checks the byte count, this module the status and header).
+
+Security note: a sub-request runs with the privileges of the app, inside the server,
+without passing through any middleware outside the one that issues it (as an nginx
+sub-request skips ``location`` access rules the client would hit). Which of the
+client's headers it carries is the app's choice (``X-Archive-Pass-Headers``); by default
+it carries only ``Host``, so credentials reach sub-requests only when the app asks.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+from .errors import SubrequestError
+from .sources import Reader, Source
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
+__all__ = ["SubrequestSource", "subrequest_environ"]
+
+#: Set in the environ of every sub-request, so the app can tell them apart.
+SUBREQUEST_KEY = "zipwsgi.subrequest"
+
+# Request headers a sub-request never inherits, whatever X-Archive-Pass-Headers says:
+# the body belongs to the client's request, and the range/conditionals to the archive.
+_NEVER_PASSED = frozenset(
+    {
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "HTTP_CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_RANGE",
+        "HTTP_IF_RANGE",
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_UNMODIFIED_SINCE",
+        "HTTP_TRANSFER_ENCODING",
+        "HTTP_EXPECT",
+    }
+)
+
+
+def subrequest_environ(
+    environ: WSGIEnvironment,
+    location: str,
+    query: str = "",
+    pass_headers: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A ``GET`` environ for ``location`` (a decoded path), derived from the client's.
+
+    Server and connection keys (``SERVER_NAME``, ``wsgi.url_scheme``, ``REMOTE_ADDR``...)
+    are kept; of the client's headers only ``Host`` and those named in ``pass_headers``
+    (header names, any case) are. A location starting with the app's ``SCRIPT_NAME`` is
+    taken as a full path and made relative to it; any other is a path inside the app.
+    """
+    wanted = {"HTTP_HOST"} | {
+        "HTTP_" + name.strip().upper().replace("-", "_") for name in pass_headers if name.strip()
+    }
+    sub: dict[str, Any] = {
+        key: value
+        for key, value in environ.items()
+        if (not key.startswith("HTTP_") or key in wanted) and key not in _NEVER_PASSED
+    }
+    script_name = environ.get("SCRIPT_NAME", "")
+    # PEP 3333: PATH_INFO is the URL's bytes decoded as latin-1.
+    path = location.encode("utf-8").decode("latin-1")
+    if script_name and (path == script_name or path.startswith(script_name + "/")):
+        path = path[len(script_name) :]
+    sub.update(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(b""),
+            SUBREQUEST_KEY: True,
+        }
+    )
+    sub.pop("CONTENT_TYPE", None)
+    # Keys frameworks cache parsed objects under would describe the client's request.
+    for key in [k for k in sub if k.startswith(("webob.", "werkzeug.", "bottle.", "paste."))]:
+        del sub[key]
+    return sub
+
+
+class _Response:
+    """What one call of the app produced: status, headers, and the body still unread."""
+
+    __slots__ = ("status", "headers", "body", "written")
+
+    def __init__(self) -> None:
+        self.status: Optional[str] = None
+        self.headers: list[tuple[str, str]] = []
+        self.body: Iterable[bytes] = ()
+        self.written: list[bytes] = []  # PEP 3333's legacy write() callable
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        if exc_info is not None and self.status is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status, self.headers = status, list(headers)
+        return self.written.append
+
+    def header(self, name: str) -> Optional[str]:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+def _close(body: Any) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class SubrequestSource(Source):
+    """Entry data produced by calling ``app`` with a ``GET`` for one location.
+
+    ``size`` is the manifest's promise; every :meth:`open` is a fresh request, so the
+    source can be read again (ranges, a second pass). Nothing runs until opened.
+    """
+
+    __slots__ = ("app", "environ", "location", "size")
+    reopenable = True
+
+    def __init__(
+        self, app: WSGIApplication, environ: Mapping[str, Any], size: int, location: str
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.environ = dict(environ)
+        self.size = size
+        self.location = location
+
+    def describe(self) -> str:
+        return f"sub-request GET {self.location}"
+
+    def _call(self) -> _Response:
+        """Run the app up to its status line; the caller owns (and closes) the body."""
+        environ = dict(self.environ)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        response = _Response()
+        try:
+            response.body = self.app(environ, response.start_response)
+        except Exception as exc:
+            raise SubrequestError(f"{self.describe()}: the app raised {exc!r}") from exc
+        try:
+            if response.status is None:
+                # PEP 3333 lets an app call start_response when its body is first iterated.
+                iterator = iter(response.body)
+                first = next(iterator, b"")
+                response.written.append(first)
+                response.body = _Rest(iterator, response.body)
+            self._check(response)
+        except BaseException:
+            _close(response.body)
+            raise
+        return response
+
+    def _check(self, response: _Response) -> None:
+        status = response.status
+        if status is None:
+            raise SubrequestError(f"{self.describe()}: the app sent no status")
+        if not status.startswith("200"):
+            raise SubrequestError(f"{self.describe()}: answered {status!r}, not 200", status)
+        if response.header("X-Archive-Files") is not None:
+            raise SubrequestError(f"{self.describe()}: answered with a manifest (nested "
+                                  "archives are not supported)", status)
+        length = response.header("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) != self.size:
+            raise SubrequestError(
+                f"{self.describe()}: Content-Length is {int(length)}, the manifest "
+                f"promised {self.size} bytes",
+                status,
+            )
+
+    def check(self) -> None:
+        """Issue the request and check status and length without reading the body.
+
+        Lets the middleware answer 502 before the first byte instead of cutting the
+        download halfway through; costs one extra call of the app per entry.
+        """
+        _close(self._call().body)
+
+    def open(self) -> Reader:
+        response = self._call()
+        return _BodyReader(response.written, response.body)
+
+
+class _Rest:
+    """The remainder of a body whose first chunk was taken; closes the original body."""
+
+    __slots__ = ("iterator", "body")
+
+    def __init__(self, iterator: Iterator[bytes], body: Iterable[bytes]) -> None:
+        self.iterator = iterator
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.iterator
+
+    def close(self) -> None:
+        _close(self.body)
+
+
+class _BodyReader(Reader):
+    """Re-chunks a WSGI body into reads of at most ``n`` bytes; closes it when done."""
+
+    __slots__ = ("pending", "body", "iterator", "done")
+
+    def __init__(self, written: list[bytes], body: Iterable[bytes]) -> None:
+        self.pending = b"".join(written)
+        self.body = body
+        self.iterator: Optional[Iterator[bytes]] = None
+        self.done = False
+
+    def read(self, n: int) -> bytes:
+        while not self.pending and not self.done:
+            if self.iterator is None:
+                self.iterator = iter(self.body)
+            try:
+                chunk = next(self.iterator)
+            except StopIteration:
+                self.done = True
+                break
+            except Exception as exc:
+                raise SubrequestError(f"the sub-request's body raised {exc!r}") from exc
+            if not isinstance(chunk, (bytes, bytearray)):
+                raise SubrequestError(
+                    f"the sub-request's body yielded {type(chunk).__name__}, not bytes"
+                )
+            self.pending = bytes(chunk)
+        if len(self.pending) <= n:
+            out, self.pending = self.pending, b""
+            return out
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out
+
+    def close(self) -> None:
+        body, self.body = self.body, ()
+        _close(body)
