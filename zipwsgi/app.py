@@ -1,0 +1,431 @@
+"""The standalone app: browse a folder over HTTP and download folders or a selection as zip.
+
+Mount it anywhere; every link and redirect it makes starts with ``SCRIPT_NAME``::
+
+    from zipwsgi import ZipApp
+    application = ZipApp("/srv/share")
+
+Routes (paths relative to where the app is mounted):
+
+==============================================  =========================================
+``GET /<folder>/``                              the folder's page (browsers), or its zip
+                                                when the client prefers ``application/zip``
+``GET /<folder>/?download``                     the folder as ``<folder>.zip``; for the
+                                                root, ``/?download`` gives ``<root>.zip``
+``GET /<folder>.zip``                           the same, unless a real file has that name
+                                                (then the file wins)
+``GET /<folder>/?path=a&path=b/c``, or POST     just the selected entries (relative to the
+(form fields ``path``)                          folder) as one zip
+``GET /<folder>``                               redirect to ``/<folder>/``
+``GET /<file>``                                 the file itself (Range, ETag, 304)
+==============================================  =========================================
+
+A folder's zip holds the folder itself (``docs.zip`` holds ``docs/...``, like ``zip -r``);
+a selection's zip holds the selected entries at its top, under their paths relative to
+the folder, and is named after the one entry selected, or else after the folder.
+
+Every zip goes out through :func:`~zipwsgi.responses.archive_response`, so HEAD, Range,
+ETag and 304 behave as in the middleware. Errors are small HTML pages (400, 403, 404, 405,
+413) that never echo paths; an unexpected failure is logged and answered with a plain 500.
+
+Security note: nothing outside the root is ever read or listed, whatever the path
+(:mod:`zipwsgi.confine` has the rules); names starting with a dot are invisible unless
+``show_hidden``. Served files carry ``Content-Security-Policy: sandbox``, so an HTML file
+in the tree cannot run script as this origin.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import mimetypes
+import os
+import stat
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Optional, Union
+from urllib.parse import quote, unquote_to_bytes
+
+import webob
+
+from .confine import Root
+from .errors import ArchiveNameError, OutsideRootError
+from .listing import LISTING_CSP, ListingEntry, render_listing
+from .responses import archive_response
+from .stream import ZipStream
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["ZipApp"]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+Parts = tuple[str, ...]
+
+_ERROR_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+_CHUNK = 256 * 1024
+
+
+class _Problem(Exception):
+    """An answer other than the happy path: status, a sentence for people, extra headers."""
+
+    def __init__(self, status: int, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class ZipApp:
+    """A WSGI app serving the folder ``root``: pages to browse it, zips to download it.
+
+    ``compression`` is ``"stored"`` (exact Content-Length, resumable downloads) or
+    ``"deflate"`` (smaller, streamed without a length). ``show_hidden`` also lists and
+    zips names starting with a dot. ``max_selection`` and ``max_form_bytes`` bound what
+    one selection request may ask for.
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        *,
+        compression: str = "stored",
+        show_hidden: bool = False,
+        max_selection: int = 10_000,
+        max_form_bytes: int = 1024 * 1024,
+    ) -> None:
+        if compression not in ("stored", "deflate"):
+            raise ValueError(f"compression must be 'stored' or 'deflate', not {compression!r}")
+        self.root = Root(root, show_hidden=show_hidden)
+        self.compression = compression
+        self.max_selection = max_selection
+        self.max_form_bytes = max_form_bytes
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        request = webob.Request(environ)
+        try:
+            response = self.respond(request)
+        except _Problem as problem:
+            response = self.error_page(request, problem.status, problem.message, problem.headers)
+        except Exception:
+            log.exception("zipwsgi: failed to answer %s %r", request.method, request.path_qs)
+            response = self.error_page(request, 500, "Something went wrong on the server.")
+        return response(environ, start_response)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def respond(self, request: webob.Request) -> webob.Response:
+        """Decide what ``request`` asks for; raises :class:`_Problem` for error answers."""
+        if request.method not in ("GET", "HEAD", "POST"):
+            raise _Problem(405, "This method is not allowed here.", Allow="GET, HEAD, POST")
+        path = _path_info(request.environ)
+        if path == "":  # the mount point itself, "/files": its page is "/files/"
+            return self._redirect(request, ())
+        if path.endswith("/"):
+            return self.folder(request, self._split(path))
+        parts = self._split(path)
+        if not parts:  # e.g. "/." or "//": the root, spelt oddly
+            return self._redirect(request, parts)
+        if request.method == "POST":
+            raise _Problem(405, "Only folders accept a selection.", Allow="GET, HEAD")
+        found = self._stat(parts, missing_ok=True)
+        stem = parts[-1][:-4] if parts[-1].endswith(".zip") else ""
+        if found is None and stem not in ("", ".", ".."):
+            # "<folder>.zip"; a hidden stem cannot get here, its ".zip" name was hidden too
+            folder = parts[:-1] + (stem,)
+            real, st = self._stat(folder)  # type: ignore[misc]
+            if stat.S_ISDIR(st.st_mode):
+                return self.whole_folder(request, folder, real)
+            raise _Problem(404, "There is no such file or folder here.")
+        if found is None:
+            raise _Problem(404, "There is no such file or folder here.")
+        real, st = found
+        if stat.S_ISDIR(st.st_mode):
+            return self._redirect(request, parts)
+        return _file_response(real, st)
+
+    def folder(self, request: webob.Request, parts: Parts) -> webob.Response:
+        """A folder URL (``.../``): its page, its zip, or a selection from it."""
+        real, st = self._stat(parts)
+        if not stat.S_ISDIR(st.st_mode):
+            raise _Problem(404, "There is no such folder here.")
+        query = _form_fields(request.environ.get("QUERY_STRING", "").encode("latin-1"))
+        if request.method == "POST":
+            return self.selection(request, parts, real, self._posted_paths(request))
+        if any(key == "path" for key, _ in query):
+            return self.selection(request, parts, real, [v for k, v in query if k == "path"])
+        if any(key == "download" for key, _ in query) or _wants_zip(request):
+            return self.whole_folder(request, parts, real, vary=True)
+        return self.listing(request, parts, real)
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def listing(self, request: webob.Request, parts: Parts, real: str) -> webob.Response:
+        """The folder's page: folders first, then files, each by name."""
+        base = _script_name(request.environ)
+        try:
+            children = self.root.children(real)
+        except PermissionError:
+            raise _Problem(403, "This folder cannot be read.") from None
+        entries = []
+        for child in sorted(children, key=lambda c: (not c.is_dir, c.name.casefold(), c.name)):
+            href = _url(base, parts + (child.name,), slash=child.is_dir)
+            size = self.root.tree_size(child.real, real) if child.is_dir else child.st.st_size
+            entries.append(ListingEntry(child.name, href, child.is_dir, size, child.st.st_mtime))
+        crumbs = [(self._name(parts[:i]), _url(base, parts[:i], slash=True))
+                  for i in range(len(parts) + 1)]
+        page = render_listing(
+            title=self._name(parts),
+            breadcrumbs=crumbs,
+            entries=entries,
+            form_action=_url(base, parts, slash=True),
+            zip_href=self._zip_href(base, parts),
+        )
+        response = webob.Response(page, content_type="text/html", charset="utf-8")
+        response.headers.update(_PAGE_HEADERS)
+        response.headers["Content-Security-Policy"] = LISTING_CSP + "; frame-ancestors 'none'"
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Vary"] = "Accept"
+        return response
+
+    def whole_folder(
+        self, request: webob.Request, parts: Parts, real: str, *, vary: bool = False
+    ) -> webob.Response:
+        """The folder as ``<name>.zip``, holding ``<name>/`` and everything visible below."""
+        name = self._name(parts)
+        stream = self._build([(real, name)])
+        headers = {"Vary": "Accept"} if vary else {}
+        return archive_response(request, stream, filename=name, headers=headers)
+
+    def selection(
+        self, request: webob.Request, parts: Parts, real: str, paths: list[str]
+    ) -> webob.Response:
+        """The entries named in ``paths`` (relative to the folder) as one zip."""
+        if not paths:
+            raise _Problem(400, "Nothing was selected: tick at least one entry.")
+        if len(paths) > self.max_selection:
+            raise _Problem(413, "Too many entries were selected at once.")
+        chosen: dict[Parts, str] = {}
+        for path in paths:
+            relative = self._split(path)
+            if not relative:
+                raise _Problem(400, "A selected path is empty.")
+            chosen[relative] = self._stat(parts + relative)[0]
+        # An entry inside another selected folder is already in that folder's walk.
+        kept = [(rel, target) for rel, target in sorted(chosen.items())
+                if not any(rel[:i] in chosen for i in range(1, len(rel)))]
+        stream = self._build([(target, "/".join(rel)) for rel, target in kept])
+        name = kept[0][0][-1] if len(kept) == 1 else self._name(parts)
+        return archive_response(request, stream, filename=name)
+
+    def error_page(
+        self,
+        request: webob.Request,
+        status: int,
+        message: str,
+        headers: Optional[dict[str, str]] = None,
+    ) -> webob.Response:
+        """A small page for an error; says what happened, never which path or why inside."""
+        response = webob.Response(status=status, content_type="text/html", charset="utf-8")
+        title = html.escape(response.status)
+        home = html.escape(_url(_script_name(request.environ), (), slash=True))
+        response.text = (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n"
+            f"<p>{html.escape(message)}</p>\n"
+            f'<p><a href="{home}">Back to the top folder</a></p></body></html>\n'
+        )
+        response.headers.update(_PAGE_HEADERS)
+        response.headers["Content-Security-Policy"] = _ERROR_CSP
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.update(headers or {})
+        return response
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _split(self, path: str) -> Parts:
+        try:
+            return self.root.split(path)
+        except OutsideRootError:
+            raise _Problem(403, "This path is not allowed.") from None
+        except FileNotFoundError:
+            raise _Problem(404, "There is no such file or folder here.") from None
+
+    def _stat(
+        self, parts: Parts, *, missing_ok: bool = False
+    ) -> Optional[tuple[str, os.stat_result]]:
+        """Resolve inside the root and stat; ``None`` if absent and ``missing_ok``."""
+        try:
+            return self.root.stat(parts)
+        except OutsideRootError:
+            raise _Problem(403, "This path leads outside the shared folder.") from None
+        except PermissionError:
+            raise _Problem(403, "This file or folder cannot be read.") from None
+        except OSError:
+            if missing_ok:
+                return None
+            raise _Problem(404, "There is no such file or folder here.") from None
+
+    def _posted_paths(self, request: webob.Request) -> list[str]:
+        length = request.content_length
+        if length is not None and length > self.max_form_bytes:
+            raise _Problem(413, "The selection form is too large.")
+        if request.content_type == "multipart/form-data":
+            return [v for v in request.POST.getall("path") if isinstance(v, str)]
+        if request.content_type not in ("application/x-www-form-urlencoded", ""):
+            raise _Problem(415, "Send the selection as a form.")
+        body = request.body_file_raw.read(min(length or 0, self.max_form_bytes))
+        return [value for key, value in _form_fields(body) if key == "path"]
+
+    def _build(self, items: list[tuple[str, str]]) -> ZipStream:
+        """A stream of real paths under their archive names; errors become 403/404.
+
+        Folders are walked by :meth:`Root.walk` (not ``add_path``), so the zip holds
+        exactly what the page lists, hidden rules included.
+        """
+        stream = ZipStream(compression=self.compression)
+        try:
+            for real, arcname in items:
+                for name, entry in self.root.walk(real, arcname):
+                    if entry.is_dir:
+                        stream.mkdir(name, mtime=entry.st.st_mtime, mode=entry.st.st_mode)
+                    else:
+                        stream.add_path(entry.real, name)
+        except PermissionError:
+            stream.close()
+            raise _Problem(403, "Part of this folder cannot be read.") from None
+        except OSError:  # SourceUnavailableError too: something vanished since the check
+            stream.close()
+            raise _Problem(404, "A file changed or vanished; reload and try again.") from None
+        except ArchiveNameError:
+            stream.close()
+            raise _Problem(500, "A name in this folder cannot be stored in a zip.") from None
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def _name(self, parts: Parts) -> str:
+        return parts[-1] if parts else (self.root.name or "archive")
+
+    def _zip_href(self, base: str, parts: Parts) -> str:
+        """``<folder>.zip`` beside the folder, or ``?download`` where that name is taken."""
+        if parts:
+            sibling = parts[:-1] + (parts[-1] + ".zip",)
+            try:
+                taken = os.path.lexists(self.root.resolve(sibling))
+            except (OSError, OutsideRootError):
+                taken = True
+            if not taken:
+                return _url(base, sibling, slash=False)
+        return _url(base, parts, slash=True) + "?download"
+
+    def _redirect(self, request: webob.Request, parts: Parts) -> webob.Response:
+        """To the folder URL with its slash; built from checked segments, so a path like
+        ``//evil.example`` cannot become a redirect to another host."""
+        location = _url(_script_name(request.environ), parts, slash=True)
+        query = request.environ.get("QUERY_STRING", "")
+        response = webob.Response(status=308 if request.method == "POST" else 301)
+        response.location = location + ("?" + query if query else "")
+        return response
+
+
+class _FileBody:
+    """A file's bytes for WebOb: opened only when iterated (HEAD and 304 never open it),
+    bounded to the size announced, and closed whichever way the response ends."""
+
+    __slots__ = ("path", "size", "_passes")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.size = size
+        self._passes: list[Iterator[bytes]] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.app_iter_range(0, None)
+
+    def app_iter_range(self, start: int, stop: Optional[int]) -> Iterator[bytes]:
+        gen = self._read(start, self.size if stop is None else stop)
+        self._passes.append(gen)
+        return gen
+
+    def _read(self, start: int, stop: int) -> Iterator[bytes]:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        with open(os.open(self.path, flags), "rb") as file:
+            file.seek(start)
+            remaining = stop - start
+            while remaining > 0:
+                data = file.read(min(_CHUNK, remaining))
+                if not data:
+                    return
+                remaining -= len(data)
+                yield data
+
+    def close(self) -> None:
+        for gen in self._passes:
+            gen.close()  # type: ignore[attr-defined]
+
+
+def _file_response(real: str, st: os.stat_result) -> webob.Response:
+    """One file, with WebOb's conditional and Range handling (the same rules as zips)."""
+    content_type, encoding = mimetypes.guess_type(real)
+    if content_type is None or encoding is not None:
+        # "x.tar.gz" would otherwise go out as Content-Encoding: gzip and be unpacked.
+        content_type = "application/octet-stream"
+    response = webob.Response(
+        app_iter=_FileBody(real, st.st_size),
+        content_type=content_type,
+        conditional_response=True,
+    )
+    response.content_length = st.st_size
+    response.accept_ranges = "bytes"
+    response.last_modified = int(st.st_mtime)
+    response.etag = f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+def _path_info(environ: WSGIEnvironment) -> str:
+    """PATH_INFO as the file system spells names: bytes (PEP 3333's latin-1 str) decoded
+    like ``os.fsdecode``, so names that are not UTF-8 still match."""
+    return os.fsdecode(environ.get("PATH_INFO", "").encode("latin-1"))
+
+
+def _script_name(environ: WSGIEnvironment) -> str:
+    return quote(environ.get("SCRIPT_NAME", "").encode("latin-1").rstrip(b"/"), safe="/")
+
+
+def _url(base: str, parts: Parts, *, slash: bool) -> str:
+    """An absolute path under ``base`` with every segment percent-encoded."""
+    path = "".join("/" + quote(os.fsencode(part), safe="") for part in parts)
+    return base + (path + "/" if slash else path or "/")
+
+
+def _form_fields(data: bytes) -> list[tuple[str, str]]:
+    """Decode ``application/x-www-form-urlencoded`` bytes, names decoded like file names.
+
+    Not ``urllib.parse.parse_qsl``: it cannot take raw non-ASCII bytes in a query string.
+    """
+    fields = []
+    for pair in data.split(b"&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition(b"=")
+        fields.append((
+            os.fsdecode(unquote_to_bytes(key.replace(b"+", b" "))),
+            os.fsdecode(unquote_to_bytes(value.replace(b"+", b" "))),
+        ))
+    return fields
+
+
+def _wants_zip(request: webob.Request) -> bool:
+    """True when the client prefers a zip to the page (``Accept: application/zip``).
+
+    Browsers send ``*/*``, which matches both; ties go to the page.
+    """
+    offers = request.accept.acceptable_offers(["text/html", "application/zip"])
+    return bool(offers) and offers[0][0] == "application/zip"

@@ -1,0 +1,185 @@
+"""Confinement: which paths under a served folder exist for the outside world.
+
+The standalone app hands out whatever lies below its root, so this module is the one
+place that decides what "below" means, and what is visible there:
+
+- A URL path is split on ``/`` only. ``..``, NUL and backslashes are refused outright
+  (:class:`~zipwsgi.errors.OutsideRootError`); empty and ``.`` segments are dropped.
+  Percent-decoding is the server's job (PEP 3333), and nothing here decodes a second
+  time, so ``%252e%252e`` stays a literal, harmless name.
+- Every step of the path is resolved with ``realpath`` and must stay inside the root's
+  real path, so a symlink that leaves the root is never followed, even one that leads
+  back in later.
+- Names starting with a dot are invisible (as if absent) unless ``show_hidden``; the
+  check runs on the resolved path too, so a visible link to a hidden folder is hidden.
+- Folder contents follow the engine's rule (:meth:`ZipStream.add_path`): a symlink is
+  followed only while its target stays inside the folder being zipped. One walk
+  (:meth:`Root.walk`) serves the page, its sizes and the zip, so they always agree.
+
+Security note: checks and use are separate system calls, so someone who can write into
+the served tree could swap a component for a symlink in between. Serve trees that
+untrusted local users cannot write to; remote clients can only name paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .errors import OutsideRootError
+
+__all__ = ["Child", "Root"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Child:
+    """One visible entry of a folder: its name there, real path and stat (of the target)."""
+
+    name: str
+    real: str
+    st: os.stat_result
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+class Root:
+    """A served folder. Turns URL paths into real paths that are guaranteed inside it."""
+
+    def __init__(self, path: PathLike, *, show_hidden: bool = False) -> None:
+        self.path = os.path.realpath(os.fspath(path))
+        if not os.path.isdir(self.path):
+            raise NotADirectoryError(f"not a directory: {os.fspath(path)}")
+        self.show_hidden = show_hidden
+        #: The root's own name (what its archive is called); empty for the file system root.
+        self.name = os.path.basename(self.path)
+
+    def split(self, url_path: str) -> tuple[str, ...]:
+        """The segments of a decoded, ``/``-separated path, checked for traversal tricks.
+
+        Raises :class:`OutsideRootError` for ``..``, NUL or a backslash anywhere, and
+        :class:`FileNotFoundError` for a hidden segment (unless ``show_hidden``).
+        """
+        if "\x00" in url_path or "\\" in url_path:
+            raise OutsideRootError("NUL or backslash in path")
+        parts = tuple(part for part in url_path.split("/") if part not in ("", "."))
+        if ".." in parts:
+            raise OutsideRootError("'..' in path")
+        if not self.show_hidden and any(_hidden(part) for part in parts):
+            raise FileNotFoundError("hidden path")
+        return parts
+
+    def resolve(self, parts: tuple[str, ...]) -> str:
+        """The real path of ``parts`` (as :meth:`split` returns them), inside the root.
+
+        Each step is resolved on its own, so no symlink is followed out of the root. The
+        result need not exist; :meth:`stat` is the version that requires it to.
+        """
+        current = self.path
+        for part in parts:
+            current = os.path.realpath(os.path.join(current, part))
+            if not _within(current, self.path):
+                raise OutsideRootError("path leaves the root")
+        if not self._visible(current):
+            raise FileNotFoundError("hidden path")
+        return current
+
+    def stat(self, parts: tuple[str, ...]) -> tuple[str, os.stat_result]:
+        """:meth:`resolve`, then ``os.stat``: raises ``FileNotFoundError`` if absent, and
+        for anything but a regular file or a folder (fifos, devices: nothing to serve)."""
+        real = self.resolve(parts)
+        st = os.stat(real)
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise FileNotFoundError("not a file or folder")
+        return real, st
+
+    def children(self, folder: str, walk_root: Optional[str] = None) -> list[Child]:
+        """Visible entries of the real folder ``folder``, sorted by name.
+
+        Skipped: hidden names, and symlinks to hidden targets (unless ``show_hidden``);
+        symlinks whose target leaves ``walk_root`` (default: ``folder``), the folder
+        being zipped or listed; broken or unreadable entries; anything neither a regular
+        file nor a folder. Raises ``OSError`` if ``folder`` itself cannot be read.
+        """
+        walk_root = folder if walk_root is None else walk_root
+        with os.scandir(folder) as it:
+            found = sorted(it, key=lambda d: d.name)
+        result = []
+        for entry in found:
+            if not self.show_hidden and _hidden(entry.name):
+                continue
+            target = entry.path
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not _within(target, walk_root) or not self._visible(target):
+                    continue
+            try:
+                st = os.stat(target)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                result.append(Child(entry.name, target, st))
+        return result
+
+    def walk(
+        self, folder: str, arcname: str, walk_root: Optional[str] = None
+    ) -> Iterator[tuple[str, Child]]:
+        """``folder`` and everything visible below it, depth first by name, as
+        ``(archive name, child)`` pairs; ``arcname`` names ``folder`` itself (which may
+        also be a file: then it is all there is).
+
+        This one walk decides what a folder's zip holds and what its listed size is, so
+        the page and the download always agree. A folder is entered again only when it
+        is not one of its own ancestors (a symlink loop ends there).
+        """
+        walk_root = folder if walk_root is None else walk_root
+        top = Child(os.path.basename(folder), folder, os.stat(folder))
+        yield arcname, top
+        if not top.is_dir:
+            return
+        stack = [(arcname, frozenset([_key(top.st)]), iter(self.children(folder, walk_root)))]
+        while stack:
+            name, ancestors, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                stack.pop()
+                continue
+            child_name = f"{name}/{child.name}"
+            if not child.is_dir:
+                yield child_name, child
+            elif _key(child.st) not in ancestors:
+                yield child_name, child
+                below = iter(self.children(child.real, walk_root))
+                stack.append((child_name, ancestors | {_key(child.st)}, below))
+
+    def tree_size(self, folder: str, walk_root: Optional[str] = None) -> Optional[int]:
+        """Total bytes of the files :meth:`walk` finds below ``folder``; ``None`` if a
+        folder below cannot be read (its zip would fail too)."""
+        try:
+            return sum(c.st.st_size for _, c in self.walk(folder, "", walk_root) if not c.is_dir)
+        except OSError:
+            return None
+
+    def _visible(self, real: str) -> bool:
+        """False if a resolved path passes through a hidden name below the root."""
+        if self.show_hidden or real == self.path:
+            return True
+        return not any(_hidden(p) for p in os.path.relpath(real, self.path).split(os.sep))
+
+
+def _key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
