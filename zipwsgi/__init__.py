@@ -1,6 +1,7 @@
 """zipwsgi: stream zip archives from any WSGI application, lazily and exactly sized."""
 
 from ._version import __version__
+from .app import ZipApp
 from .disposition import content_disposition
 from .errors import (
     ArchiveNameError,
@@ -19,6 +20,7 @@ from .stream import ZipStream
 __all__ = [
     "__version__",
     "ZipStream",
+    "ZipApp",
     "ZipMiddleware",
     "archive_response",
     "content_disposition",
