@@ -1,0 +1,106 @@
+"""Real waitress servers for tests: in a thread of this process, or in a subprocess.
+
+- :func:`thread_server` runs a WSGI app on 127.0.0.1 with a free port in a background
+  thread. The server shares this process, so a test can look at ``/proc/self/fd`` to
+  see which files the app holds open.
+- :func:`example_server` runs one of ``examples/*_app.py`` as its own process (exactly
+  as a user would start it, with ``--port 0``) and waits for its "Serving on" line.
+
+Both are context managers yielding the base URL (``http://127.0.0.1:PORT/``) and stop
+the server on exit, also when the test fails. (A helper, not a test module.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from waitress.server import create_server
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@contextlib.contextmanager
+def thread_server(app, **adjustments) -> Iterator[str]:
+    """Serve ``app`` with waitress in a daemon thread; yields the base URL."""
+    adjustments.setdefault("threads", 4)
+    server = create_server(app, host="127.0.0.1", port=0, **adjustments)
+    thread = threading.Thread(target=_run_quietly, args=(server,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}/"
+    finally:
+        # As webtest's StopableWSGIServer: close every channel, then the task threads.
+        while server._map:
+            for channel in list(server._map.values()):
+                channel.handle_close()
+        server.maintenance(0)
+        server.task_dispatcher.shutdown()
+        thread.join(5)
+
+
+def _run_quietly(server) -> None:
+    try:
+        server.run()
+    except OSError:  # the map is torn down under the loop on shutdown
+        pass
+
+
+class ServerProcess:
+    """A running example: its ``url``, ``pid``, and everything it printed (``output``)."""
+
+    def __init__(self, process: subprocess.Popen, url: str, output: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.pid = process.pid
+        self.output = output
+
+
+@contextlib.contextmanager
+def example_server(
+    name: str, files: os.PathLike[str] | str, *, timeout: float = 30
+) -> Iterator[ServerProcess]:
+    """Start ``examples/<name>.py --files FILES --port 0``; yields a :class:`ServerProcess`."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--files", str(files), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": path},
+        text=True,
+    )
+    output: list[str] = []
+    started = threading.Event()
+    # Keep reading after the URL line, so a chatty server never blocks on a full pipe.
+    reader = threading.Thread(target=_drain, args=(process, output, started), daemon=True)
+    reader.start()
+    try:
+        started.wait(timeout)
+        serving = [line for line in output if line.startswith("Serving on ")]
+        if not serving:
+            raise RuntimeError(f"{name} did not start; it printed:\n{''.join(output)}")
+        yield ServerProcess(process, serving[0].split()[2], output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
+            process.kill()
+            process.wait()
+        reader.join(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _drain(process: subprocess.Popen, output: list[str], started: threading.Event) -> None:
+    for line in process.stdout:  # type: ignore[union-attr]
+        output.append(line)
+        if line.startswith("Serving on "):
+            started.set()
+    started.set()  # the process ended: wake the waiter, which reports the output
