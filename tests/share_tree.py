@@ -82,9 +82,12 @@ def open_zip(body: bytes) -> zipfile.ZipFile:
 
 
 def run_reader(reader: str, path: Path) -> None:
-    """Run one external reader's integrity test on ``path``; skip if it is not installed."""
+    """Run one external reader's integrity test on ``path``. A reader that is not
+    installed skips the test, or fails it where ``ZIPWSGI_REQUIRE_READERS=1`` (CI)."""
     command = READERS[reader]
     if shutil.which(command[0]) is None:
+        if os.environ.get("ZIPWSGI_REQUIRE_READERS") == "1":
+            pytest.fail(f"{command[0]} is not installed (ZIPWSGI_REQUIRE_READERS=1)")
         pytest.skip(f"{command[0]} is not installed")
     result = subprocess.run([*command, str(path)], capture_output=True, timeout=60)
     assert result.returncode == 0, (reader, result.stdout, result.stderr)
