@@ -62,7 +62,10 @@ GiB = 1 << 30
 MB = 1_000_000  # throughput is reported in MB/s (10**6 bytes), like curl and dd do
 
 READ_SIZE = 64 * KiB  # what zipstream-ng and stream-zip read per call by default
-LIMIT_READ_SIZE = 1 * MiB  # the limits use a large buffer: they are meant as a ceiling
+# The limits are meant as a ceiling, so they read with the fastest buffer size measured
+# (64 KiB-1 MiB tried): big enough to amortise system calls, small enough that the CRC
+# pass finds the bytes still in the CPU's L2 cache (1 MiB was 15% slower with isal).
+LIMIT_READ_SIZE = 256 * KiB
 DEFLATE_LEVEL = 6  # zlib's default, the level every peer is asked for in deflate cases
 ISAL_LEVEL = 3  # isal's strongest level; it has no level 6
 ZIP32_LIMIT = 0xFFFFFFFF
@@ -494,7 +497,7 @@ def compressobj_factory(backend: str) -> Callable[[], object]:
 
 
 def read_crc_loop(case: Case, sink: Sink, backend: str, deflate: bool) -> dict:
-    """Read every input byte (1 MiB reads into one buffer) and CRC it; optionally deflate.
+    """Read every input byte (reads into one reused buffer) and CRC it; optionally deflate.
 
     The compressed bytes go to the sink, so "archive size" shows the bare deflate size.
     """
