@@ -7,15 +7,19 @@
   as a user would start it, with ``--port 0``) and waits for its "Serving on" line.
 
 Both are context managers yielding the base URL (``http://127.0.0.1:PORT/``) and stop
-the server on exit, also when the test fails. (A helper, not a test module.)
+the server on exit, also when the test fails. :func:`open_with_readers` tests a
+downloaded archive with the real readers installed. (A helper, not a test module.)
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -104,3 +108,58 @@ def _drain(process: subprocess.Popen, output: list[str], started: threading.Even
         if line.startswith("Serving on "):
             started.set()
     started.set()  # the process ended: wake the waiter, which reports the output
+
+
+# --- real readers for downloaded archives ----------------------------------------------
+
+# Java reads twice: through the central directory (ZipFile, as jar tools and most Java
+# apps do) and, when asked, as a stream (ZipInputStream, which refuses STORED entries
+# whose CRC came in a data descriptor, i.e. manifest lines with '-' for the CRC).
+_JAVA_SOURCE = """
+import java.util.Enumeration; import java.util.zip.*; import java.io.*;
+public class ReadZip { public static void main(String[] a) throws Exception {
+  byte[] b = new byte[65536]; long total = 0; int r;
+  try (ZipFile z = new ZipFile(a[0])) {
+    for (Enumeration<? extends ZipEntry> en = z.entries(); en.hasMoreElements();) {
+      try (InputStream in = z.getInputStream(en.nextElement())) {
+        while ((r = in.read(b)) > 0) total += r; } } }
+  System.out.println("ZipFile " + total);
+  if (a.length > 1) { total = 0;
+    try (ZipInputStream z = new ZipInputStream(new FileInputStream(a[0]))) {
+      while (z.getNextEntry() != null) { while ((r = z.read(b)) > 0) total += r; } }
+    System.out.println("ZipInputStream " + total); } } }
+"""
+
+
+def _java_classes(cache: dict[str, str] = {}) -> str:  # noqa: B006 - a per-session cache
+    if "dir" not in cache:
+        folder = tempfile.mkdtemp(prefix="zipwsgi-readzip-")
+        atexit.register(shutil.rmtree, folder, True)
+        source = Path(folder) / "ReadZip.java"
+        source.write_text(_JAVA_SOURCE)
+        subprocess.run(["javac", "-d", folder, str(source)], check=True, capture_output=True)
+        cache["dir"] = folder
+    return cache["dir"]
+
+
+def open_with_readers(path: os.PathLike[str] | str, *, java_stream: bool = False) -> None:
+    """Test ``path`` with unzip, 7z, bsdtar and Java; AssertionError with their output."""
+    path = os.fspath(path)
+    commands = [
+        ["unzip", "-tq", path],
+        ["7z", "t", path],
+        ["bsdtar", "-tf", path],
+        ["bsdtar", "-xOf", path],
+    ]
+    if shutil.which("javac") and shutil.which("java"):
+        command = ["java", "-cp", _java_classes(), "ReadZip", path]
+        commands.append(command + ["stream"] if java_stream else command)
+    for command in commands:
+        if shutil.which(command[0]) is None:
+            continue
+        result = subprocess.run(command, capture_output=True, timeout=120)
+        assert result.returncode == 0, (
+            f"{' '.join(command)} exited {result.returncode}:\n"
+            f"{result.stdout.decode(errors='replace')[-2000:]}"
+            f"{result.stderr.decode(errors='replace')[-2000:]}"
+        )
