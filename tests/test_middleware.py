@@ -483,6 +483,19 @@ def test_sub_requests_fetch_locations_under_no_root(serve):
     assert call["PATH_INFO"] == "/gen/a b+c" and call["QUERY_STRING"] == "x=1&y=%20"
 
 
+def test_sub_request_paths_under_a_script_name(root):
+    upstream = Upstream(b"- 5 /app/gen full.txt\n- 5 /gen relative.txt\n")
+    upstream.doc("/gen", b"hello")
+    middleware = ZipMiddleware(upstream)
+    environ = webob.Request.blank("/dl", environ={"SCRIPT_NAME": "/app"}).environ
+    environ["REQUEST_URI"] = "/app/dl"
+    status, _, body = call(lambda env, sr: middleware(environ, sr))
+    assert status == "200 OK" and open_zip(body).namelist() == ["full.txt", "relative.txt"]
+    for sub in upstream.subrequests():
+        assert (sub["SCRIPT_NAME"], sub["PATH_INFO"]) == ("/app", "/gen")
+        assert "REQUEST_URI" not in sub
+
+
 def test_pass_headers_choose_what_sub_requests_receive(serve):
     upstream = Upstream(b"- 5 /gen gen.txt",
                         headers=[("X-Archive-Pass-Headers", "Cookie:X-Auth-Token")])

@@ -47,6 +47,10 @@ _NEVER_PASSED = frozenset(
         "HTTP_IF_UNMODIFIED_SINCE",
         "HTTP_TRANSFER_ENCODING",
         "HTTP_EXPECT",
+        # Servers' copies of the client's raw request line (gunicorn, uWSGI, mod_wsgi):
+        # they would contradict PATH_INFO and QUERY_STRING.
+        "REQUEST_URI",
+        "RAW_URI",
     }
 )
 
