@@ -7,6 +7,7 @@ the command line and the Flask example are in test_app_server.py.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -429,3 +430,61 @@ def test_mount_point_without_slash_redirects(root: Path) -> None:
     environ = {"SCRIPT_NAME": "/files", "PATH_INFO": ""}
     response = TestApp(app).get("/", extra_environ=environ, status=301)
     assert response.location == "http://localhost/files/"
+
+
+# --- awkward trees ------------------------------------------------------------------------
+
+
+def test_names_that_are_not_utf8(root: Path, app: TestApp) -> None:
+    """Linux names are bytes; one that is not UTF-8 still lists, serves and zips."""
+    folder = bytes(root) + b"/caf\xe9"
+    Path(os.fsdecode(folder)).mkdir()
+    Path(os.fsdecode(folder + b"/men\xfc.txt")).write_bytes(b"latin-1 named")
+    page = app.get("/")
+    assert 'href="/caf%E9/"' in page.text
+    assert 'href="/caf%E9/men%FC.txt"' in app.get("/caf%E9/").text
+    assert app.get("/caf%E9/men%FC.txt").body == b"latin-1 named"
+    response = app.get("/caf%E9.zip")
+    assert "caf%EF%BF%BD.zip" in response.headers["Content-Disposition"]
+    archive = check_zip(response.body)
+    assert archive.namelist() == ["caf\ufffd/", "caf\ufffd/men\ufffd.txt"]
+    assert archive.read("caf\ufffd/men\ufffd.txt") == b"latin-1 named"
+
+
+def test_unreadable_entries_are_left_out(
+    root: Path, app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Simulated with os.access: the suite may run as root, which can read anything.)"""
+    locked = str(root / "docs" / "a.txt")
+    real_access = os.access
+    monkeypatch.setattr(
+        "zipwsgi.confine.os.access", lambda path, mode: path != locked and real_access(path, mode)
+    )
+    assert ticked_names(app.get("/docs/").text) == ["b"]
+    assert file_names(check_zip(app.get("/docs.zip").body)) == ["docs/b/c.txt"]
+
+
+def test_selected_folder_holds_what_its_row_counted(root: Path, app: TestApp) -> None:
+    """docs/b/up.txt -> ../a.txt leaves b but stays in docs: docs' page counts it in b's
+    size, so a selection made on docs' page includes it too."""
+    os.symlink("../a.txt", root / "docs" / "b" / "up.txt")
+    page = app.get("/docs/")
+    assert 'value="b" data-size="1300"' in page.text
+    picked = check_zip(app.post("/docs/", {"path": "b"}).body)
+    assert sum(i.file_size for i in picked.infolist()) == 1300
+    own = check_zip(app.get("/docs/b.zip").body)  # b's own zip: the link leaves b
+    assert file_names(own) == ["b/c.txt"]
+
+
+def test_symlink_loop_ends(root: Path, app: TestApp) -> None:
+    os.symlink("..", root / "docs" / "b" / "up")
+    os.symlink("loop", root / "loop")
+    names = check_zip(app.get("/?download").body).namelist()
+    assert not [n for n in names if "/up/" in n or "loop" in n]
+    app.get("/loop/", status=404)
+
+
+def test_path_info_that_breaks_pep3333(root: Path) -> None:
+    app = TestApp(ZipApp(root), lint=False)
+    response = app.get("/", extra_environ={"PATH_INFO": "/\u0416"}, status=400)
+    assert "malformed" in response.text

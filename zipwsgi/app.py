@@ -26,7 +26,7 @@ the folder, and is named after the one entry selected, or else after the folder.
 
 Every zip goes out through :func:`~zipwsgi.responses.archive_response`, so HEAD, Range,
 ETag and 304 behave as in the middleware. Errors are small HTML pages (400, 403, 404, 405,
-413) that never echo paths; an unexpected failure is logged and answered with a plain 500.
+411, 413, 415) that never echo paths; an unexpected failure is logged and answered with a plain 500.
 
 Security note: nothing outside the root is ever read or listed, whatever the path
 (:mod:`zipwsgi.confine` has the rules); names starting with a dot are invisible unless
@@ -195,9 +195,9 @@ class ZipApp:
     ) -> webob.Response:
         """The folder as ``<name>.zip``, holding ``<name>/`` and everything visible below."""
         name = self._name(parts)
-        stream = self._build([(real, name)])
+        stream = self._build([(real, name)], real)
         headers = {"Vary": "Accept"} if vary else {}
-        return archive_response(request, stream, filename=name, headers=headers)
+        return archive_response(request, stream, filename=_printable(name), headers=headers)
 
     def selection(
         self, request: webob.Request, parts: Parts, real: str, paths: list[str]
@@ -216,9 +216,9 @@ class ZipApp:
         # An entry inside another selected folder is already in that folder's walk.
         kept = [(rel, target) for rel, target in sorted(chosen.items())
                 if not any(rel[:i] in chosen for i in range(1, len(rel)))]
-        stream = self._build([(target, "/".join(rel)) for rel, target in kept])
+        stream = self._build([(target, "/".join(rel)) for rel, target in kept], real)
         name = kept[0][0][-1] if len(kept) == 1 else self._name(parts)
-        return archive_response(request, stream, filename=name)
+        return archive_response(request, stream, filename=_printable(name))
 
     def error_page(
         self,
@@ -274,22 +274,25 @@ class ZipApp:
         if length is not None and length > self.max_form_bytes:
             raise _Problem(413, "The selection form is too large.")
         if request.content_type == "multipart/form-data":
+            if length is None:
+                raise _Problem(411, "Send the selection form with a Content-Length.")
             return [v for v in request.POST.getall("path") if isinstance(v, str)]
         if request.content_type not in ("application/x-www-form-urlencoded", ""):
             raise _Problem(415, "Send the selection as a form.")
         body = request.body_file_raw.read(min(length or 0, self.max_form_bytes))
         return [value for key, value in _form_fields(body) if key == "path"]
 
-    def _build(self, items: list[tuple[str, str]]) -> ZipStream:
+    def _build(self, items: list[tuple[str, str]], folder: str) -> ZipStream:
         """A stream of real paths under their archive names; errors become 403/404.
 
-        Folders are walked by :meth:`Root.walk` (not ``add_path``), so the zip holds
-        exactly what the page lists, hidden rules included.
+        Folders are walked by :meth:`Root.walk` (not ``add_path``) with the same
+        ``folder`` as the page's sizes, so the zip holds exactly what the page lists.
         """
         stream = ZipStream(compression=self.compression)
         try:
             for real, arcname in items:
-                for name, entry in self.root.walk(real, arcname):
+                for name, entry in self.root.walk(real, arcname, folder):
+                    name = _printable(name)
                     if entry.is_dir:
                         stream.mkdir(name, mtime=entry.st.st_mtime, mode=entry.st.st_mode)
                     else:
@@ -392,7 +395,16 @@ def _file_response(real: str, st: os.stat_result) -> webob.Response:
 def _path_info(environ: WSGIEnvironment) -> str:
     """PATH_INFO as the file system spells names: bytes (PEP 3333's latin-1 str) decoded
     like ``os.fsdecode``, so names that are not UTF-8 still match."""
-    return os.fsdecode(environ.get("PATH_INFO", "").encode("latin-1"))
+    try:
+        return os.fsdecode(environ.get("PATH_INFO", "").encode("latin-1"))
+    except UnicodeEncodeError:  # a server that broke PEP 3333's rule
+        raise _Problem(400, "The request path is malformed.") from None
+
+
+def _printable(name: str) -> str:
+    """A name whose bytes were not UTF-8 (``os.fsdecode`` kept them as surrogates) with
+    each such byte shown as U+FFFD: zip names must be valid UTF-8."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _script_name(environ: WSGIEnvironment) -> str:

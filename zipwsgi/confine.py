@@ -123,7 +123,10 @@ class Root:
                 st = os.stat(target)
             except OSError:
                 continue
-            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+            # Unreadable entries are left out rather than failing a zip halfway through.
+            if stat.S_ISDIR(st.st_mode) and os.access(target, os.R_OK | os.X_OK):
+                result.append(Child(entry.name, target, st))
+            elif stat.S_ISREG(st.st_mode) and os.access(target, os.R_OK):
                 result.append(Child(entry.name, target, st))
         return result
 
