@@ -234,12 +234,10 @@ class ZipMiddleware:
             try:
                 codecs.lookup(charset)
             except LookupError:
-                raise self._manifest_refusal(
-                    environ, f"unknown X-Archive-Charset {charset!r}"
-                ) from None
+                raise _bad_manifest(f"unknown X-Archive-Charset {charset!r}") from None
         elif charset is not None:
             charset = "native"
-        entries = self._parse(body, charset, environ)
+        entries = self._parse(body, charset)
         pass_headers = (answer.header("X-Archive-Pass-Headers") or "").split(":")
         stream = ZipStream(self.compression, self.level, charset=charset)
         subrequests: list[tuple[ManifestEntry, SubrequestSource]] = []
@@ -261,16 +259,14 @@ class ZipMiddleware:
                 stream.add(source, entry.name, size=entry.size, crc=entry.crc)
                 subrequests.append((entry, source))
             except _EntryError as exc:
-                raise self._entry_refusal(environ, entry, str(exc), exc.public) from None
+                raise _bad_entry(entry, str(exc), exc.public) from None
             except (ArchiveNameError, OutsideRootError) as exc:
-                raise self._entry_refusal(environ, entry, str(exc), _public(exc)) from None
+                raise _bad_entry(entry, str(exc), _public(exc)) from None
         return stream, subrequests
 
     # -- building helpers -----------------------------------------------------------------
 
-    def _parse(
-        self, body: bytes, charset: Optional[str], environ: Mapping[str, Any]
-    ) -> list[ManifestEntry]:
+    def _parse(self, body: bytes, charset: Optional[str]) -> list[ManifestEntry]:
         encoding = "utf-8"
         if charset not in (None, "native"):
             # Apps written for mod_zip send names in the X-Archive-Charset they declare;
@@ -283,7 +279,7 @@ class ZipMiddleware:
             return parse_manifest(body, max_entries=self.max_entries,
                                   max_bytes=self.max_manifest_bytes, name_encoding=encoding)
         except ManifestError as exc:
-            raise self._manifest_refusal(environ, str(exc)) from None
+            raise _bad_manifest(str(exc)) from None
 
     def _disk_path(self, entry: ManifestEntry) -> Optional[str]:
         if has_dot_dot(entry.location):
@@ -350,8 +346,7 @@ class ZipMiddleware:
                     source.check()
                 except SubrequestError as exc:
                     _close_all((body, stream, *closers))
-                    refusal = self._entry_refusal(client, entry, str(exc), _public(exc))
-                    refusal.status = _STATUS_502
+                    refusal = _bad_entry(entry, str(exc), _public(exc), _STATUS_502)
                     return self._refuse(refusal, client, start_response)
         start_response(inner.status, inner.headers)
         return _ArchiveBody(body, (stream, *closers), f"{request.method} {_path(client)}")
@@ -371,18 +366,17 @@ class ZipMiddleware:
         ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
-    def _manifest_refusal(self, environ: Mapping[str, Any], reason: str) -> _Refusal:
-        return _Refusal(_STATUS_500, f"bad manifest ({reason})", f"bad manifest: {reason}")
 
-    def _entry_refusal(
-        self, environ: Mapping[str, Any], entry: ManifestEntry, detail: str, public: str
-    ) -> _Refusal:
-        where = f"manifest line {entry.line}"
-        return _Refusal(
-            _STATUS_500,
-            f"{where}: {public}",
-            f"{where} (location {entry.location!r}, name {entry.name!r}): {detail}",
-        )
+def _bad_manifest(reason: str) -> _Refusal:
+    return _Refusal(_STATUS_500, f"bad manifest ({reason})", f"bad manifest: {reason}")
+
+
+def _bad_entry(entry: ManifestEntry, detail: str, public: str,
+               status: str = _STATUS_500) -> _Refusal:
+    """A refusal naming the manifest line: the client gets ``public``, the log ``detail``."""
+    where = f"manifest line {entry.line}"
+    return _Refusal(status, f"{where}: {public}",
+                    f"{where} (location {entry.location!r}, name {entry.name!r}): {detail}")
 
 
 class _EntryError(Exception):
