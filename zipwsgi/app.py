@@ -130,12 +130,12 @@ class ZipApp:
             return self._redirect(request, parts)
         if request.method == "POST":
             raise _Problem(405, "Only folders accept a selection.", Allow="GET, HEAD")
-        found = self._stat(parts, missing_ok=True)
+        found = self._find(parts)
         stem = parts[-1][:-4] if parts[-1].endswith(".zip") else ""
         if found is None and stem not in ("", ".", ".."):
             # "<folder>.zip"; a hidden stem cannot get here, its ".zip" name was hidden too
             folder = parts[:-1] + (stem,)
-            real, st = self._stat(folder)  # type: ignore[misc]
+            real, st = self._stat(folder)
             if stat.S_ISDIR(st.st_mode):
                 return self.whole_folder(request, folder, real)
             raise _Problem(404, "There is no such file or folder here.")
@@ -254,10 +254,8 @@ class ZipApp:
         except FileNotFoundError:
             raise _Problem(404, "There is no such file or folder here.") from None
 
-    def _stat(
-        self, parts: Parts, *, missing_ok: bool = False
-    ) -> Optional[tuple[str, os.stat_result]]:
-        """Resolve inside the root and stat; ``None`` if absent and ``missing_ok``."""
+    def _stat(self, parts: Parts) -> tuple[str, os.stat_result]:
+        """Resolve inside the root and stat: 403 outside it or unreadable, 404 absent."""
         try:
             return self.root.stat(parts)
         except OutsideRootError:
@@ -265,9 +263,16 @@ class ZipApp:
         except PermissionError:
             raise _Problem(403, "This file or folder cannot be read.") from None
         except OSError:
-            if missing_ok:
-                return None
             raise _Problem(404, "There is no such file or folder here.") from None
+
+    def _find(self, parts: Parts) -> Optional[tuple[str, os.stat_result]]:
+        """:meth:`_stat`, but ``None`` where it would answer 404."""
+        try:
+            return self._stat(parts)
+        except _Problem as problem:
+            if problem.status == 404:
+                return None
+            raise
 
     def _posted_paths(self, request: webob.Request) -> list[str]:
         length = request.content_length
