@@ -650,6 +650,12 @@ def test_app_mistakes_give_500_and_a_log_line(serve, manifest, logged, public, c
     assert not [name for name in response.headers if name.lower().startswith("x-archive")]
 
 
+def test_a_missing_root_folder_gives_500(serve, root, tmp_path, caplog):
+    app = serve(Upstream(b"- 24 /gone/file1.txt x.txt"), roots={"/gone/": str(tmp_path / "no")})
+    app.get("/dl", status=500)
+    assert "root folder unavailable" in caplog.text
+
+
 def test_a_missing_last_file_fails_before_the_first(serve, root):
     lines = [f"- 24 /files/file1.txt {n}.txt" for n in range(500)] + ["- 1 /files/gone x"]
     assert serve(Upstream("\n".join(lines).encode())).get("/dl", status=500)

@@ -289,6 +289,8 @@ class ZipMiddleware:
             return self.roots.resolve(entry.location)
         except OutsideRootError as exc:
             raise _EntryError(str(exc), "location outside the allowed folders") from None
+        except OSError as exc:  # the root folder itself is missing
+            raise _EntryError(f"root folder unavailable: {exc}", "file not found") from None
 
     def _stat(self, entry: ManifestEntry, path: str) -> os.stat_result:
         try:

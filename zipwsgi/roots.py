@@ -1,9 +1,8 @@
-"""Confinement: map manifest locations under URL prefixes to files inside a directory.
+"""Manifest roots: URL prefixes mapped to folders, each a :class:`~zipwsgi.confine.Root`.
 
 A manifest line such as ``- 24 /files/report%20May.txt report.txt`` names a *URL path*;
 with ``roots={"/files/": "/srv/files"}`` the middleware reads ``/srv/files/report May.txt``
-straight from disk instead of asking the app for it. The location is untrusted input
-(it often carries user-chosen names), so it is checked before anything is opened::
+straight from disk instead of asking the app for it::
 
     >>> roots = Roots({"/files/": "/srv/files"})
     >>> roots.match("/files/a/b.txt")
@@ -11,15 +10,15 @@ straight from disk instead of asking the app for it. The location is untrusted i
     >>> roots.match("/other/b.txt") is None
     True
 
-Security note: the location given here has already been percent-decoded once by the
-manifest parser, so ``%2e%2e`` and ``%2F`` arrive as ``..`` and ``/`` and are judged as
-such. A ``..`` segment, a NUL, a backslash or a path that is absolute after the prefix
-is refused outright (refusing is clearer than silently normalising an attack), and the
-final path is resolved with :func:`os.path.realpath` and must still be inside the
-root's own real path, so a symlink pointing out of the root is refused too. Symlinks
-that stay inside the root are followed. There is a window between this check and the
-open; :class:`~zipwsgi.sources.FileSource` opens with ``O_NOFOLLOW`` and re-checks size
-and mtime, which narrows it to a directory being swapped for a link in that instant.
+Security note: the location is untrusted input (it often carries user-chosen names) and
+arrives here percent-decoded once by the manifest parser, so ``%2e%2e`` and ``%2F`` are
+judged as the ``..`` and ``/`` they are. The rest of the path after its prefix is
+confined by the same policy as the standalone app (:mod:`zipwsgi.confine`): ``..``, NUL
+and backslashes refused, every step resolved with ``realpath`` and kept inside the
+root's real path, so no symlink leads out. Hidden names are *not* refused here: the app
+wrote the manifest and may list them on purpose. :class:`~zipwsgi.sources.FileSource`
+opens with ``O_NOFOLLOW`` and re-checks size and mtime, which narrows the window between
+check and open to a folder being swapped for a link in that instant.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Union
 
+from .confine import Root
 from .errors import OutsideRootError
 
 __all__ = ["Roots", "has_dot_dot"]
@@ -43,11 +43,11 @@ class Roots:
     """URL-path prefixes mapped to directories; the longest matching prefix wins.
 
     Prefixes are normalised to start and end with ``/`` (``"files"`` means ``/files/``).
-    Directories are resolved when a location is resolved, not here, so a root may be
-    created after the middleware is.
+    Folders are looked up when the first location under them is resolved, not here, so
+    a root may be created after the middleware is.
     """
 
-    __slots__ = ("_roots",)
+    __slots__ = ("_roots", "_made")
 
     def __init__(self, roots: Optional[Mapping[str, PathLike]] = None) -> None:
         normalised: dict[str, str] = {}
@@ -56,6 +56,7 @@ class Roots:
             normalised[prefix] = os.fspath(directory)
         # Longest first, so "/files/private/" beats "/files/".
         self._roots = sorted(normalised.items(), key=lambda item: len(item[0]), reverse=True)
+        self._made: dict[str, Root] = {}
 
     def __bool__(self) -> bool:
         return bool(self._roots)
@@ -65,7 +66,7 @@ class Roots:
 
     def match(self, location: str) -> Optional[tuple[str, str]]:
         """``(prefix, rest)`` for the longest prefix ``location`` starts with, else None."""
-        for prefix, _directory in self._roots:
+        for prefix, _ in self._roots:
             if location.startswith(prefix):
                 return prefix, location[len(prefix) :]
         return None
@@ -74,37 +75,29 @@ class Roots:
         """The real path on disk for ``location``, or None if it is under no prefix.
 
         Raises :class:`~zipwsgi.errors.OutsideRootError` if the location tries to leave
-        its root in any way. Does not check that the file exists.
+        its root in any way, :class:`NotADirectoryError` if the root folder is missing.
+        Does not check that the file exists.
         """
-        for prefix, directory in self._roots:
-            if location.startswith(prefix):
-                return _confine(directory, location[len(prefix) :], location)
-        return None
+        matched = self.match(location)
+        if matched is None:
+            return None
+        prefix, rest = matched
+        root = self._root(prefix)
+        try:
+            parts = root.split(rest)
+        except OutsideRootError as exc:
+            raise OutsideRootError(f"{exc}: {location!r}") from None
+        if not parts:
+            raise OutsideRootError(f"location names the root folder itself: {location!r}")
+        try:
+            return root.resolve(parts)
+        except OutsideRootError as exc:
+            raise OutsideRootError(f"{exc}: {location!r}") from None
 
-
-def _confine(directory: str, rest: str, location: str) -> str:
-    if "\x00" in rest:
-        raise OutsideRootError(f"location contains a NUL byte: {location!r}")
-    if "\\" in rest:
-        # Harmless on POSIX, a separator on Windows: refused everywhere, so a manifest
-        # means the same on every server.
-        raise OutsideRootError(f"location contains a backslash: {location!r}")
-    if rest.startswith("/") or os.path.splitdrive(rest)[0]:
-        raise OutsideRootError(f"location is absolute after its prefix: {location!r}")
-    parts = rest.split("/")
-    if ".." in parts:
-        raise OutsideRootError(f"location contains a '..' segment: {location!r}")
-    parts = [part for part in parts if part not in ("", ".")]
-    if not parts:
-        raise OutsideRootError(f"location names the root folder itself: {location!r}")
-    base = os.path.realpath(directory)
-    path = os.path.realpath(os.path.join(base, *parts))
-    if not _is_within(path, base):
-        raise OutsideRootError(f"location resolves outside its root: {location!r}")
-    return path
-
-
-def _is_within(path: str, root: str) -> bool:
-    if root == os.sep:
-        return True
-    return path.startswith(root.rstrip(os.sep) + os.sep)
+    def _root(self, prefix: str) -> Root:
+        """The :class:`Root` for ``prefix``, made on first use (the folder must exist)."""
+        root = self._made.get(prefix)
+        if root is None:
+            directory = dict(self._roots)[prefix]
+            root = self._made[prefix] = Root(directory, show_hidden=True)
+        return root
