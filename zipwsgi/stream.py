@@ -169,7 +169,28 @@ class ArchiveStream:
         compression: Optional[str],
         level: Optional[int],
     ) -> None:
-        seen.add((st.st_dev, st.st_ino))
+        # ``seen`` holds the folders on the current path only: it stops symlink cycles
+        # without dropping a folder that two sibling links both (legitimately) reach.
+        here = (st.st_dev, st.st_ino)
+        seen.add(here)
+        try:
+            self._walk_children(root, directory, arcname, st, recursive, include_hidden,
+                                seen, compression, level)
+        finally:
+            seen.discard(here)
+
+    def _walk_children(
+        self,
+        root: str,
+        directory: str,
+        arcname: str,
+        st: os.stat_result,
+        recursive: bool,
+        include_hidden: bool,
+        seen: set[tuple[int, int]],
+        compression: Optional[str],
+        level: Optional[int],
+    ) -> None:
         self.mkdir(arcname, mtime=st.st_mtime, mode=st.st_mode)
         with os.scandir(directory) as it:
             children = sorted(it, key=lambda d: d.name)

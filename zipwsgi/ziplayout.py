@@ -86,6 +86,13 @@ class ZipLayout:
         """(name bytes if not plain UTF-8, flags, Unicode Path extra field or None)."""
         if name.isascii():
             return None, 0, None
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # A file name that is not valid UTF-8 (os.scandir hands it over with
+            # surrogate escapes): write its bytes exactly as on disk, without the UTF-8 flag.
+            raw = name.encode("utf-8", "surrogateescape")
+            return raw, 0, None
         if self.charset is None:
             return None, zf.FLAG_UTF8, None
         if self.charset == "native":
