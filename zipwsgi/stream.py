@@ -326,10 +326,23 @@ class ArchiveStream:
         self._passes.add(iterator)
         return iterator
 
-    def close(self) -> None:
-        """Close every pass still running and every source handed over by the caller."""
+    def __bool__(self) -> bool:
+        # An archive is never "falsy", even when its length is unknown (``len()`` would
+        # raise): frameworks test ``if not body`` on what a view returns.
+        return True
+
+    def close_passes(self) -> None:
+        """End every running pass (closing its open source) but keep the stream usable.
+
+        For callers that peeked at an iteration they will not finish, as some frameworks
+        do with the first chunk of a body.
+        """
         for iterator in list(self._passes):
             iterator.close()
+
+    def close(self) -> None:
+        """Close every pass still running and every source handed over by the caller."""
+        self.close_passes()
         for entry in self._entries:
             if entry.source is not None:
                 entry.source.close()
