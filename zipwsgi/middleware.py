@@ -216,8 +216,7 @@ class ZipMiddleware:
     ) -> Iterable[bytes]:
         # A framework that peeked into the body (Bottle does) left a pass running, maybe
         # with a file open: end it now, the response below starts its own.
-        for running in list(getattr(stream, "_passes", ())):
-            running.close()
+        stream.close_passes()
         closers = () if answer.body is stream else (answer.close,)
         return self._respond(stream, answer, client, start_response, [], closers)
 
