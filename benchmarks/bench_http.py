@@ -9,7 +9,7 @@ the raw input file through ``wsgi.file_wrapper``: the ceiling for this server an
 Usage::
 
     python benchmarks/bench_http.py                     # default cases, 3 downloads each
-    python benchmarks/bench_http.py --quick             # small data, 1 download each
+    python benchmarks/bench_http.py --quick             # small data, 1 download, verified
     python benchmarks/bench_http.py --cases big-stored --requests 5 --markdown
 
 Loopback only. The number of requests is bounded, every server is stopped when its case
@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 
 import bench
@@ -88,11 +89,17 @@ def zipwsgi_app(case: bench.Case):
         size = zs.size
         return zip_response(start_response, archive_body(zs, size), size)
 
+    def marked_app(environ, start_response):
+        # ZipMiddleware recognises a body that *is* a ZipStream and answers the request
+        # itself (Content-Length, Range, ETag), so nothing may be wrapped around it.
+        zs = bench.build_zipwsgi(case)
+        return zip_response(start_response, zs, zs.size)
+
     try:
         from zipwsgi import ZipMiddleware
     except ImportError:
         return app, "raw ZipStream iterable" + ("" if sized else " (len() hidden)")
-    return ZipMiddleware(app), "ZipMiddleware"
+    return ZipMiddleware(marked_app), "ZipMiddleware"
 
 
 def zipstream_ng_app(case: bench.Case):
@@ -190,10 +197,10 @@ class Server:
         self.process.stdout.close()
 
 
-def curl(url: str, timeout: int) -> dict:
+def curl(url: str, timeout: int, output: str = os.devnull) -> dict:
     """Download once, discarding the body; return curl's own size and timing."""
     proc = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "--max-time", str(timeout), "-w", CURL_FORMAT, url],
+        ["curl", "-s", "-o", output, "--max-time", str(timeout), "-w", CURL_FORMAT, url],
         stdout=subprocess.PIPE, text=True,
     )
     code, size, seconds = proc.stdout.split()
@@ -223,6 +230,8 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
                 print(f"  {name:<14} serving as {server.info['how']} on {server.url}",
                       flush=True)
         active = [name for name in impls if "port" in servers[name].info]
+        if args.verify:
+            verify_downloads(case, {name: servers[name] for name in active}, args.timeout)
         for index in range(args.requests):
             shift = index % len(active) if active else 0
             for name in active[shift:] + active[:shift]:
@@ -243,6 +252,21 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
     return list(rows.values())
 
 
+def verify_downloads(case: bench.Case, servers: dict[str, Server], timeout: int) -> None:
+    """Download each archive once to a temporary file and check it with ``zipfile``."""
+    with tempfile.TemporaryDirectory(prefix="zipwsgi-bench-http-") as tmp:
+        path = os.path.join(tmp, "download")
+        for name, server in servers.items():
+            report = curl(server.url, timeout, output=path)
+            if "error" in report:
+                verdict = report["error"]
+            elif APPS[name][0] == "limit":
+                verdict = "ok" if report["output_bytes"] == case.dataset.size else "wrong size"
+            else:
+                verdict = bench.check_archive(path, case, {})
+            print(f"  verify {name:<14} {verdict}", flush=True)
+
+
 def _note(info: dict) -> str:
     if "skipped" in info:
         return "skipped: " + info["skipped"]
@@ -259,6 +283,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=600, help="curl --max-time, seconds")
     parser.add_argument("--server-lifetime", type=int, default=1800,
                         help="a server exits by itself after this many seconds")
+    parser.add_argument("--verify", action="store_true",
+                        help="first download each archive to a file and check it (on in --quick)")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready table")
     parser.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -273,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     impl_names = bench.select_names(args.impls, list(APPS), APPS, "implementation")
     if args.requests is None:
         args.requests = 1 if args.quick else 3
+    args.verify = args.verify or args.quick
     print(f"machine: {bench.machine_description()}\nlibraries: {bench.library_versions()}",
           flush=True)
     results = []
