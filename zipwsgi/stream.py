@@ -39,6 +39,22 @@ DEFAULT_MTIME = 315532800
 _COMPRESSIONS = (STORED, DEFLATE)
 
 
+class UnknownLengthError(AttributeError, TypeError):
+    """``len()`` of an archive whose size cannot be known (deflate, unsized data)."""
+
+
+class _LengthWhenKnown:
+    """A ``__len__`` that exists only while the archive's size is known (see ArchiveStream)."""
+
+    def __get__(self, stream: Optional["ArchiveStream"], owner: type = object) -> Any:
+        if stream is None:
+            return self
+        size = stream.size
+        if size is None:
+            raise UnknownLengthError("archive size is unknown (compressed or unsized entries)")
+        return lambda: size
+
+
 class ArchiveStream:
     """Format-neutral core: entries, sources, the plan, passes. Subclasses pick a layout."""
 
@@ -267,11 +283,10 @@ class ArchiveStream:
         """Exact length of the archive in bytes, or None where it cannot be known."""
         return self.plan.size
 
-    def __len__(self) -> int:
-        size = self.size
-        if size is None:
-            raise TypeError("archive size is unknown (compressed or unsized entries)")
-        return size
+    # ``len()`` works when the size is known and raises TypeError when it is not, yet
+    # ``hasattr(stream, "__len__")`` is False then: WSGI servers (waitress) call len() on
+    # any body that has it, and would turn a deflate archive into a 500.
+    __len__ = _LengthWhenKnown()
 
     @property
     def names(self) -> list[str]:
