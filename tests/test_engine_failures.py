@@ -240,11 +240,6 @@ def test_add_path_missing():
         ZipStream().add_path("/definitely/not/here", "x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: FileObjectSource hands one shared file object (one position) to "
-    "every pass; two interleaved passes over a file-object entry corrupt each other",
-)
 def test_interleaved_passes_over_a_file_object():
     data = os.urandom(100_000)
     with ZipStream(chunk_size=1000) as zs:

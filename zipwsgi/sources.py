@@ -310,8 +310,8 @@ class FileObjectSource(Source):
 
     def open(self) -> Reader:
         if self.reopenable:
-            self.fileobj.seek(self.start)
-        elif self._used:
+            return _PositionedReader(self.fileobj, self.start)
+        if self._used:
             raise SourceError("an unseekable file object cannot be read twice")
         self._used = True
         return _FileObjectReader(self.fileobj)
@@ -328,6 +328,30 @@ def _seekable(fileobj: Any) -> bool:
         return bool(fileobj.seekable())
     except (AttributeError, ValueError):
         return False
+
+
+class _PositionedReader(Reader):
+    """Reads a shared seekable file object from its own position.
+
+    Two passes over one stream (a download and a range request, say) share the caller's
+    file object; each seeks to its own position before reading, so neither moves the
+    other's place.
+    """
+
+    __slots__ = ("fileobj", "pos")
+
+    def __init__(self, fileobj: Any, start: int) -> None:
+        self.fileobj = fileobj
+        self.pos = start
+
+    def read(self, n: int) -> bytes:
+        self.fileobj.seek(self.pos)
+        data = self.fileobj.read(n)
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> None:
+        self.pos += n
 
 
 class _FileObjectReader(Reader):
