@@ -455,3 +455,29 @@ def test_symlink_to_a_sibling_directory_keeps_both(tmp_path):
     zs = ZipStream()
     zs.add_path(root, "root")
     assert not any("/up" in n for n in zs.names), zs.names
+
+
+@pytest.mark.parametrize(
+    "first,second",
+    [
+        (("file", "a"), ("dir", "a")),
+        (("dir", "a"), ("file", "a")),
+        (("file", "a"), ("file", "a/b")),
+        (("file", "x/a"), ("dir", "x/a/b")),
+    ],
+)
+def test_names_an_extractor_cannot_hold_together_are_refused(first, second):
+    zs = ZipStream()
+    for kind, name in (first, second)[:1]:
+        zs.add(b"x", name) if kind == "file" else zs.mkdir(name)
+    kind, name = second
+    with pytest.raises(DuplicateNameError):
+        zs.add(b"x", name) if kind == "file" else zs.mkdir(name)
+
+
+def test_folders_and_their_children_are_not_clashes():
+    zs = ZipStream()
+    zs.mkdir("a")
+    zs.add(b"1", "a/b")
+    zs.add(b"2", "a/c/d")
+    assert zs.names == ["a/", "a/b", "a/c/d"]

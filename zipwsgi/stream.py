@@ -249,8 +249,8 @@ class ArchiveStream:
         level: Optional[int],
         is_dir: bool = False,
     ) -> None:
-        if name in self._names and not self.allow_duplicates:
-            raise DuplicateNameError(f"duplicate archive name: {name!r}")
+        if not self.allow_duplicates:
+            self._check_unique(name, is_dir)
         if crc is not None and not 0 <= crc <= 0xFFFFFFFF:
             raise ValueError(f"crc out of range for {name!r}: {crc!r}")
         if size == 0 and crc is None:
@@ -272,6 +272,24 @@ class ArchiveStream:
         self._entries.append(entry)
         self._names[name] = None
         self._plan = None
+
+    def _check_unique(self, name: str, is_dir: bool) -> None:
+        """Refuse names that extractors would silently merge or fail on.
+
+        Exact duplicates, a file and a folder of the same name (``a`` and ``a/``), and a
+        file standing where a later name needs a folder (``a`` then ``a/b``).
+        """
+        names = self._names
+        if name in names:
+            raise DuplicateNameError(f"duplicate archive name: {name!r}")
+        twin = name[:-1] if is_dir else name + "/"
+        if twin in names:
+            raise DuplicateNameError(f"{name!r} clashes with {twin!r}: a file and a folder")
+        parent = name.rstrip("/")
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if parent in names:
+                raise DuplicateNameError(f"{name!r} needs {parent!r} to be a folder, not a file")
 
     # -- what callers may ask before streaming --------------------------------------------
 
