@@ -7,9 +7,11 @@ produces the same format. Without them, the stdlib ``zlib`` does the job.
 Levels: an int 0-9 (or -1, zlib's default, 6) means that zlib level, compressed by
 zlib-ng when installed (standard deflate at about zlib's ratio, 1.5-2x faster) or by
 zlib. :data:`FAST` (``"fast"``) asks for the fastest compressor that still shrinks
-text about 3 times: isal level 2 when installed, else zlib-ng level 2, else zlib level 1.
+text about 3 times: isal level 3 when installed, else zlib-ng level 2, else zlib level 1.
 Every choice writes standard raw deflate that any unzip reads; the exact compressed bytes
-depend on the level and on which implementation is installed.
+depend on the level and on which implementation is installed, but never on the run: a
+deflated archive has no length to announce, so a resumed download (an HTTP Range
+request) is served by streaming it again, and must get the same bytes.
 """
 
 from __future__ import annotations
@@ -46,10 +48,14 @@ FAST = "fast"
 Level = Union[int, str, None]
 
 # The level each implementation runs for FAST, measured on log-like text (ratio at zlib
-# level 6: 3.47): isal 2 gives ratio 3.03 at ~400 MB/s per core (its level 1 drops under
-# 3.0); zlib-ng 2 gives 3.05 at ~160 MB/s (its level 1 is a cruder strategy: 2.34);
-# zlib 1 gives 2.89 at ~120 MB/s.
-_FAST_ISAL_LEVEL = 2
+# level 6: 3.47). isal 3: ratio 3.09 at ~210 MB/s per core. Not isal 1 or 2 (2.98 and 3.03
+# at ~400 MB/s): their output is not reproducible. In 10,000 small files compressed three
+# times in one process, 2-6 (level 1) and 0-1 (level 2) came out differently each run,
+# valid but different; level 3 never did, in 120,000 compressions across processes with
+# the heap scribbled over between runs (tests/test_deflate.py keeps checking).
+# zlib-ng 2: 3.05 at ~160 MB/s (its level 1 is a cruder strategy: 2.34). zlib 1: 2.89 at
+# ~120 MB/s.
+_FAST_ISAL_LEVEL = 3
 _FAST_ZLIB_NG_LEVEL = 2
 _FAST_ZLIB_LEVEL = 1
 
@@ -113,7 +119,7 @@ def raw_deflater(level: Level, zdict: Optional[bytes] = None) -> Compressor:
 
 
 def deflate_implementation(level: Level) -> str:
-    """Which library and level compress at ``level`` here, e.g. ``"isal level 2"``."""
+    """Which library and level compress at ``level`` here, e.g. ``"isal level 3"``."""
     module, number = _choose(level)
     name = {id(_isal_zlib): "isal", id(_zlib_ng): "zlib-ng"}.get(id(module), "zlib")
     return f"{name} level {number}"

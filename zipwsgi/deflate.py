@@ -35,9 +35,9 @@ import os
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Generator, Optional, Sequence
+from typing import Callable, Generator, Iterator, Optional, Sequence
 
-from .codecs import CompressorFactory, crc32, deflater
+from .codecs import FAST, CompressorFactory, crc32, deflater
 from .errors import SourceChangedError
 from .plan import DEFLATE, Entry
 from .sources import BytesSource, FileSource, Reader
@@ -88,6 +88,23 @@ def _read_block(reader: Reader, size: int) -> bytes:
         parts.append(piece)
         got += len(piece)
     return b"".join(parts)
+
+
+def _whole(reader: Reader, entry: Entry) -> bytes:
+    """All of a sized entry's data, proven complete. For a file this is one read of
+    size + 1 bytes, where reading block-wise costs two reads and two 1 MiB buffers:
+    with many small files, that was the pass's own thread's largest cost."""
+    try:
+        return reader.read_exact(entry.size)  # type: ignore[arg-type]
+    except SourceChangedError as exc:
+        raise SourceChangedError(f"{entry.name!r}: {exc}") from exc
+
+
+def _cut(data: bytes, size: int) -> Iterator[tuple[bytes, bytes, bool]]:
+    """``(block, zdict, final)`` for data already in memory, cut as :func:`_blocks` cuts."""
+    end = len(data)
+    for start in range(0, end or 1, size):
+        yield data[start : start + size], data[max(0, start - WINDOW) : start], start + size >= end
 
 
 def _blocks(reader: Reader, size: int) -> Generator[tuple[bytes, bool], None, None]:
@@ -170,6 +187,7 @@ class ParallelDeflate:
         self._pending = 0
         self._ahead: deque[_Ahead] = deque()
         self._batch = _Job()
+        self._deflaters: dict[object, CompressorFactory] = {}
         self._cursor = 0  # where to start looking for the next entry asked for
         self._next = 0  # the first entry not yet considered for look-ahead
 
@@ -234,31 +252,38 @@ class ParallelDeflate:
         # Files and bytes only: opening them has no side effects and any thread may read
         # them, unlike a caller's iterator or callable (which might be single-use, or
         # expect to run when the pass reaches it). Medium sizes only: big entries stream.
+        # Not at FAST: isal compresses a small file faster than a thread hand-off costs
+        # (measured on 10,000 files of 1-8 KiB: 0.50 s of CPU inline, 0.74 s handed off,
+        # no faster), while level 6 gains ~12% from it.
         return (
             isinstance(entry.source, (FileSource, BytesSource))
             and entry.size is not None
             and entry.size <= self.budget // 2
+            and entry.level != FAST
         )
 
     def _read_ahead(self, entry: Entry) -> _Ahead:
         ahead = _Ahead(entry)
-        new = deflater(entry.level)  # type: ignore[arg-type]
         try:
             reader = self.opener(entry)
             try:
-                tail = b""
-                for block, final in _blocks(reader, self.block_size):
-                    ahead.crc = crc32(block, ahead.crc)
-                    ahead.size += len(block)
-                    if final:
-                        _check_size(entry, ahead.size)
-                    ahead.slots.append(self._queue(new, block, tail, final))
-                    tail = block[-WINDOW:]
+                data = _whole(reader, entry)
             finally:
                 reader.close()
         except Exception as exc:  # raised when the pass reaches this entry
             ahead.error = exc
+            return ahead
+        ahead.size, ahead.crc = len(data), crc32(data)
+        new = self._deflater(entry)
+        for block, zdict, final in _cut(data, self.block_size):
+            ahead.slots.append(self._queue(new, block, zdict, final))
         return ahead
+
+    def _deflater(self, entry: Entry) -> CompressorFactory:
+        new = self._deflaters.get(entry.level)
+        if new is None:
+            new = self._deflaters[entry.level] = deflater(entry.level)  # type: ignore[arg-type]
+        return new
 
     def _drop_ahead(self) -> None:
         if self._ahead:  # only if entries came out of order: start afresh, correctly
@@ -267,7 +292,7 @@ class ParallelDeflate:
     # -- an entry streamed block by block ---------------------------------------------------
 
     def _streamed(self, entry: Entry, index: int) -> Generator[bytes, None, tuple[int, int]]:
-        new = deflater(entry.level)  # type: ignore[arg-type]
+        new = self._deflater(entry)
         mine: deque[_Slot] = deque()
         crc = size = 0
         tail = b""
@@ -275,7 +300,11 @@ class ParallelDeflate:
         alone: Optional[bytes] = None
         reader = self.opener(entry)
         try:
-            for block, final in _blocks(reader, self.block_size):
+            if entry.size is not None and entry.size <= self.block_size:
+                blocks: Iterator[tuple[bytes, bool]] = iter([(_whole(reader, entry), True)])
+            else:
+                blocks = _blocks(reader, self.block_size)
+            for block, final in blocks:
                 crc = crc32(block, crc)
                 size += len(block)
                 if final:

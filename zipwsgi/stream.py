@@ -397,7 +397,7 @@ class ZipStream(ArchiveStream):
     ``charset`` controls name encoding (see :class:`~zipwsgi.ziplayout.ZipLayout`).
 
     ``level`` (also per entry in ``add``) is a zlib level 0-9 (default 6), compressed by
-    zlib-ng when installed, or ``"fast"``: isal level 2 when installed (~400 MB/s per
+    zlib-ng when installed, or ``"fast"``: isal level 3 when installed (~200 MB/s per
     core, ratio ~3 on text), else zlib-ng level 2, else zlib level 1.
     ``workers`` is how many threads compress deflated entries in parallel during each
     pass (default: the CPUs available; 0 compresses in the iterating thread). The bytes
