@@ -161,6 +161,7 @@ class ArchiveStream:
         except OSError as exc:
             raise SourceUnavailableError(f"cannot stat {path}: {exc.strerror}") from exc
         if stat.S_ISDIR(st.st_mode):
+            arcname = normalise_name(arcname)
             root = os.path.realpath(path)
             self._walk(
                 root, root, arcname, st, recursive, include_hidden, set(), compression, level
@@ -228,13 +229,25 @@ class ArchiveStream:
                 log.warning("skipping unreadable or broken entry: %s", child.path)
                 continue
             child_name = f"{arcname}/{child.name}"
+            if "\\" in child.name:
+                child_name = normalise_name(child_name)
             if stat.S_ISDIR(child_st.st_mode):
                 if recursive and (child_st.st_dev, child_st.st_ino) not in seen:
                     self._walk(root, target, child_name, child_st, recursive,
                                include_hidden, seen, compression, level)
             elif stat.S_ISREG(child_st.st_mode):
-                self.add(FileSource(target, child_st), child_name, mode=child_st.st_mode,
-                         compression=compression, level=level)
+                # Straight to _append: the name is already normal (the folder's name was
+                # normalised once; a directory entry's name holds no "/" or NUL).
+                self._append(
+                    child_name,
+                    source=FileSource(target, child_st),
+                    size=child_st.st_size,
+                    mtime=child_st.st_mtime,
+                    mode=child_st.st_mode,
+                    crc=None,
+                    compression=compression,
+                    level=level,
+                )
 
     def _append(
         self,

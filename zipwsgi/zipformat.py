@@ -7,6 +7,7 @@ never disagree with what is written.
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 import zlib
@@ -81,6 +82,7 @@ def clamp_unix_time(mtime: float) -> int:
     return max(0, min(int(mtime), _INT32_MAX))
 
 
+@functools.lru_cache(maxsize=4096)  # files written together share a second: skip gmtime
 def dos_datetime(mtime: float) -> tuple[int, int]:
     """(date, time) fields in UTC.
 
@@ -93,6 +95,7 @@ def dos_datetime(mtime: float) -> tuple[int, int]:
     return date, clock
 
 
+@functools.lru_cache(maxsize=4096)
 def ext_timestamp_extra(mtime: int) -> bytes:
     """Info-ZIP extended timestamp (0x5455) carrying only the modification time."""
     return _EXT_TIMESTAMP.pack(EXTRA_EXT_TIMESTAMP, 5, 1, mtime)
@@ -165,6 +168,8 @@ def central_zip64_fields(
     An entry whose local header is zip64 repeats both sizes here (readers such as macOS
     Archive Utility compare the two headers); otherwise only overflowing fields appear.
     """
+    if not entry_zip64 and max(size, compressed_size, offset) < ZIP64_LIMIT:
+        return ()  # the common case, answered without building a list
     fields: list[int] = []
     if entry_zip64 or size >= ZIP64_LIMIT:
         fields.append(size)
