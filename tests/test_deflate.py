@@ -136,6 +136,19 @@ def test_short_reads_do_not_move_the_cuts(size: int) -> None:
     assert raw_member(b"".join(a), "x") == raw_member(b"".join(b), "x")
 
 
+@pytest.mark.parametrize("level", [0, 1, 2, 6, 9, FAST])
+@pytest.mark.parametrize("kind", ["noise", "high bytes"])
+def test_the_planned_bound_holds_for_every_level(level, kind: str) -> None:
+    """deflate_bound decides zip64 before streaming, so no level may exceed it, even on
+    data that no level can shrink (bytes >= 144 cost zlib-ng's level 1 nine bits)."""
+    rnd = random.Random(3)
+    size = 5 * B + 17
+    data = noise(size) if kind == "noise" else bytes(rnd.randrange(144, 256) for _ in range(size))
+    zs = ZipStream("deflate", level=level)
+    zs.add(data, "x")
+    assert len(raw_member(b"".join(zs), "x")) <= codecs.deflate_bound(size)
+
+
 def test_ratio_stays_that_of_one_stream() -> None:
     data = text(40 * B)
     one = codecs.raw_deflater(6)
