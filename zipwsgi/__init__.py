@@ -1,8 +1,14 @@
-"""zipwsgi: stream zip archives from any WSGI application, lazily and exactly sized."""
+"""zipwsgi: stream zip archives from any WSGI application, lazily and exactly sized.
+
+The HTTP pieces (``ZipMiddleware``, ``ZipApp``, ``archive_response``) are imported on
+first use, so code that only builds archives never loads WebOb: a smaller process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .app import ZipApp
-from .disposition import content_disposition
 from .errors import (
     ArchiveNameError,
     DuplicateNameError,
@@ -13,9 +19,32 @@ from .errors import (
     SourceUnavailableError,
     ZipwsgiError,
 )
-from .middleware import ZipMiddleware
-from .responses import archive_response
 from .stream import ZipStream
+
+if TYPE_CHECKING:
+    from .app import ZipApp
+    from .disposition import content_disposition
+    from .middleware import ZipMiddleware
+    from .responses import archive_response
+
+_LAZY = {
+    "ZipApp": "app",
+    "ZipMiddleware": "middleware",
+    "archive_response": "responses",
+    "content_disposition": "disposition",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zipwsgi' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "__version__",

@@ -110,6 +110,10 @@ class FileSource(Source):
     def mtime(self) -> float:  # type: ignore[override]
         return self._mtime_ns / 1e9
 
+    @property
+    def mtime_ns(self) -> int:
+        return self._mtime_ns
+
     def open(self) -> Reader:
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

@@ -15,8 +15,8 @@ import stat
 import weakref
 from typing import Any, Iterable, Iterator, Optional, Union
 
-from .codecs import Level, check_level, crc32
-from .deflate import ParallelDeflate
+from .codecs import Level, check_level, crc32, deflate_implementation
+from .deflate import BLOCK_SIZE, ParallelDeflate
 from .errors import (
     DuplicateNameError,
     SourceChangedError,
@@ -278,7 +278,7 @@ class ArchiveStream:
             mtime=int(mtime) if mtime is not None else self.default_mtime,
             mode=mode,
             compression=_check_compression(compression or self.compression),
-            level=self.level if level is None else level,
+            level=self.level if level is None else check_level(level),
             crc_given=crc,
         )
         self._layout.prepare(entry)
@@ -340,12 +340,19 @@ class ArchiveStream:
         """
         settings = sorted(vars(self._layout).items())
         digest = hashlib.sha256(f"{type(self._layout).__name__}{settings}".encode())
+        engines: dict[Any, str] = {}  # deflate bytes depend on the library and block size
         for entry in self._entries:
             if entry.size is None and entry.crc_given is None and not entry.is_dir:
                 return None
             if not isinstance(entry.source, (FileSource, type(None))) and entry.crc_given is None:
                 return None
-            where = entry.source.describe() if isinstance(entry.source, FileSource) else ""
+            where = ""
+            if isinstance(entry.source, FileSource):
+                where = f"{entry.source.describe()}\0{entry.source.mtime_ns}"
+            if entry.compression == DEFLATE and not entry.is_dir:
+                if entry.level not in engines:
+                    engines[entry.level] = f"{deflate_implementation(entry.level)}/{BLOCK_SIZE}"
+                where += "\0" + engines[entry.level]
             digest.update(
                 f"{entry.name}\0{entry.size}\0{entry.mtime}\0{entry.mode}\0{entry.compression}"
                 f"\0{entry.level}\0{entry.crc_given}\0{where}\n".encode("utf-8", "surrogatepass")
