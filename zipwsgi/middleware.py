@@ -132,6 +132,9 @@ class ZipMiddleware:
     ``allow_subrequests=False`` refuses locations under no root instead of asking the
     app; ``check_subrequests`` (default) asks the app for every sub-request entry once
     before the first byte, so a failing one gives a 502 instead of a cut download.
+    ``precompute_crc=True`` reads each stored file of unknown CRC (``-`` in the manifest)
+    once before its header, so no entry needs a data descriptor and Java's
+    ``ZipInputStream`` reads the archive too (at the cost of a second read).
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class ZipMiddleware:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         allow_subrequests: bool = True,
         check_subrequests: bool = True,
+        precompute_crc: bool = False,
     ) -> None:
         ZipStream(compression)  # fail now, not on the first request, on a bad value
         self.app = app
@@ -154,6 +158,7 @@ class ZipMiddleware:
         self.max_manifest_bytes = max_manifest_bytes
         self.max_entries = max_entries
         self.allow_subrequests = allow_subrequests
+        self.precompute_crc = precompute_crc
         self.check_subrequests = check_subrequests
 
     # -- deciding -----------------------------------------------------------------------
@@ -238,7 +243,9 @@ class ZipMiddleware:
             charset = "native"
         entries = self._parse(body, charset)
         pass_headers = (answer.header("X-Archive-Pass-Headers") or "").split(":")
-        stream = ZipStream(self.compression, self.level, charset=charset)
+        stream = ZipStream(
+            self.compression, self.level, charset=charset, precompute_crc=self.precompute_crc
+        )
         subrequests: list[tuple[ManifestEntry, SubrequestSource]] = []
         for entry in entries:
             try:

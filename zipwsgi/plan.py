@@ -37,6 +37,7 @@ class Entry:
         "level",
         "crc_given",
         "crc_found",
+        "crc_ahead",
         "layout",
     )
 
@@ -52,6 +53,7 @@ class Entry:
         compression: str,
         level: Optional[int],
         crc_given: Optional[int],
+        crc_ahead: bool = False,
     ) -> None:
         self.name = name
         self.is_dir = is_dir
@@ -63,6 +65,9 @@ class Entry:
         self.level = level
         self.crc_given = crc_given
         self.crc_found: Optional[int] = None
+        # True: the CRC is computed by reading the data once before its header is written,
+        # so the entry needs no data descriptor (Java's ZipInputStream insists on that).
+        self.crc_ahead = crc_ahead
         self.layout: object = None  # the format's per-entry facts, set by prepare()
 
     @property

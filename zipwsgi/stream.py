@@ -69,8 +69,10 @@ class ArchiveStream:
         mtime: Optional[float] = None,
         allow_duplicates: bool = False,
         workers: Optional[int] = None,
+        precompute_crc: bool = False,
     ) -> None:
         self._layout = layout
+        self.precompute_crc = precompute_crc
         self.compression = _check_compression(compression)
         self.level = check_level(level)
         self.workers = workers
@@ -270,6 +272,7 @@ class ArchiveStream:
             crc = 0  # the CRC of nothing is known up front: no data descriptor needed
         if mode is None:
             mode = DEFAULT_DIR_MODE if is_dir else DEFAULT_FILE_MODE
+        entry_compression = _check_compression(compression or self.compression)
         entry = Entry(
             name,
             is_dir=is_dir,
@@ -277,9 +280,18 @@ class ArchiveStream:
             size=size,
             mtime=int(mtime) if mtime is not None else self.default_mtime,
             mode=mode,
-            compression=_check_compression(compression or self.compression),
+            compression=entry_compression,
             level=self.level if level is None else check_level(level),
             crc_given=crc,
+            crc_ahead=(
+                self.precompute_crc
+                and crc is None
+                and not is_dir
+                and size is not None
+                and entry_compression == STORED
+                and source is not None
+                and source.reopenable
+            ),
         )
         self._layout.prepare(entry)
         self._entries.append(entry)
@@ -339,7 +351,9 @@ class ArchiveStream:
         CRC has no stable identity, so no honest fingerprint exists.
         """
         settings = sorted(vars(self._layout).items())
-        digest = hashlib.sha256(f"{type(self._layout).__name__}{settings}".encode())
+        digest = hashlib.sha256(
+            f"{type(self._layout).__name__}{settings}{self.precompute_crc}".encode()
+        )
         engines: dict[Any, str] = {}  # deflate bytes depend on the library and block size
         for entry in self._entries:
             if entry.size is None and entry.crc_given is None and not entry.is_dir:
@@ -422,6 +436,11 @@ class ZipStream(ArchiveStream):
     ``workers`` is how many threads compress deflated entries in parallel during each
     pass (default: the CPUs available; 0 compresses in the iterating thread). The bytes
     are the same for any number of workers; see :mod:`zipwsgi.deflate`.
+
+    ``precompute_crc=True`` reads each stored entry of unknown CRC once before writing
+    its header, so no entry needs a data descriptor: Java's ``ZipInputStream`` (and any
+    strict streaming reader) then reads every entry. The cost is a second read of each
+    file (usually from the page cache); the size stays exact and ranges still work.
     """
 
     def __init__(
@@ -434,6 +453,7 @@ class ZipStream(ArchiveStream):
         charset: Optional[str] = None,
         allow_duplicates: bool = False,
         workers: Optional[int] = None,
+        precompute_crc: bool = False,
     ) -> None:
         super().__init__(
             ZipLayout(charset),
@@ -443,6 +463,7 @@ class ZipStream(ArchiveStream):
             mtime=mtime,
             allow_duplicates=allow_duplicates,
             workers=workers,
+            precompute_crc=precompute_crc,
         )
 
 
@@ -526,9 +547,12 @@ class _Writer:
             end = footer_at + layout.footer_size(entry)
             if pos == offset and end <= stop and data_size <= small:  # type: ignore[operator]
                 # Fast path for a whole small entry: one read, no generator, one batch.
-                batch.put(layout.header(entry, offset))
-                if not entry.is_dir:
-                    batch.put(self._small_data(entry))
+                if entry.is_dir:
+                    batch.put(layout.header(entry, offset))
+                else:
+                    data = self._small_data(entry)  # first: a crc_ahead header needs its CRC
+                    batch.put(layout.header(entry, offset))
+                    batch.put(data)
                     if end > footer_at:
                         record = EntryRecord(offset, entry.crc, data_size, data_size)  # type: ignore[arg-type]
                         batch.put(layout.footer(entry, record))
@@ -538,6 +562,8 @@ class _Writer:
                     yield batch.take()
                 continue
             if pos < data_at:
+                if entry.crc_ahead:
+                    self._crc_of(entry)
                 header = layout.header(entry, offset)
                 piece = header[pos - offset : min(stop, data_at) - offset]
                 pos += len(piece)
@@ -650,6 +676,8 @@ class _Writer:
         records: list[EntryRecord] = []
         pos = 0
         for entry in entries:
+            if entry.crc_ahead:
+                self._crc_of(entry)
             header = layout.header(entry, pos)
             record = EntryRecord(pos, 0, 0, 0)
             ready = batch.add(header)

@@ -108,7 +108,7 @@ class ZipLayout:
             raise ArchiveNameError(f"archive name too long for zip: {entry.name[:80]!r}...")
         deflated = entry.compression == DEFLATE and not entry.is_dir
         descriptor = not entry.is_dir and (
-            deflated or entry.size is None or entry.crc_given is None
+            deflated or entry.size is None or (entry.crc_given is None and not entry.crc_ahead)
         )
         zip64 = False
         if not entry.is_dir and entry.size is not None:
@@ -140,7 +140,7 @@ class ZipLayout:
             method=(bits >> 16) & 0xFF,
             dos_date=dos_date,
             dos_time=dos_time,
-            crc=0 if bits & _DESCRIPTOR or entry.is_dir else entry.crc_given or 0,
+            crc=0 if bits & _DESCRIPTOR or entry.is_dir else entry.crc or 0,
             compressed_size=sizes,
             size=sizes,
             extra=_extra(entry),
