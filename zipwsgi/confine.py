@@ -83,7 +83,14 @@ class Root:
         """
         current = self.path
         for part in parts:
-            current = os.path.realpath(os.path.join(current, part))
+            candidate = os.path.join(current, part)
+            try:
+                is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+            except OSError:
+                is_link = True  # missing or unreadable: let realpath decide what it is
+            # ``current`` is already real, so a step that is not a symlink stays real:
+            # one lstat per step instead of realpath's lstat of every ancestor again.
+            current = os.path.realpath(candidate) if is_link else candidate
             if not _within(current, self.path):
                 raise OutsideRootError("path leaves the root")
         if not self._visible(current):
