@@ -28,7 +28,7 @@ def make_app(files: str):
 
     @app.route("/stream.zip")
     def stream_zip():
-        stream = ZipStream()
+        stream = ZipStream(precompute_crc=True)  # Java-friendly: no data descriptors
         stream.add_path(files, "files")
         stream.add(HELLO, "hello.txt")
         return stream
@@ -38,7 +38,7 @@ def make_app(files: str):
         response.content_type = "text/plain"
         return HELLO
 
-    return ZipMiddleware(app, roots={"/files/": files})
+    return ZipMiddleware(app, roots={"/files/": files}, precompute_crc=True)
 
 
 if __name__ == "__main__":

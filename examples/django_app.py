@@ -6,7 +6,9 @@
 
 In a real project wrap the application in ``wsgi.py``::
 
-    application = ZipMiddleware(get_wsgi_application(), roots={"/files/": MEDIA_ROOT})
+    application = ZipMiddleware(
+        get_wsgi_application(), roots={"/files/": MEDIA_ROOT}, precompute_crc=True
+    )
 
 Return a ZipStream in a ``StreamingHttpResponse`` (a plain ``HttpResponse`` would read
 the whole archive into memory). Apps using django-zip-stream's ``TransferZipResponse``
@@ -44,7 +46,7 @@ def manifest_zip(request):
 
 
 def stream_zip(request):
-    stream = ZipStream()
+    stream = ZipStream(precompute_crc=True)  # Java-friendly: no data descriptors
     stream.add_path(FILES, "files")
     stream.add(HELLO, "hello.txt")
     return StreamingHttpResponse(stream, content_type="application/zip")
@@ -64,7 +66,7 @@ urlpatterns = [
 def make_app(files: str):
     global FILES
     FILES = files
-    return ZipMiddleware(get_wsgi_application(), roots={"/files/": files})
+    return ZipMiddleware(get_wsgi_application(), roots={"/files/": files}, precompute_crc=True)
 
 
 if __name__ == "__main__":

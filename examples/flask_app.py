@@ -26,7 +26,7 @@ def make_app(files: str) -> Flask:
 
     @app.route("/stream.zip")
     def stream_zip():
-        stream = ZipStream()
+        stream = ZipStream(precompute_crc=True)  # Java-friendly: no data descriptors
         stream.add_path(files, "files")
         stream.add(HELLO, "hello.txt")
         return Response(stream, direct_passthrough=True)
@@ -35,7 +35,7 @@ def make_app(files: str) -> Flask:
     def hello():
         return Response(HELLO, mimetype="text/plain")
 
-    app.wsgi_app = ZipMiddleware(app.wsgi_app, roots={"/files/": files})
+    app.wsgi_app = ZipMiddleware(app.wsgi_app, roots={"/files/": files}, precompute_crc=True)
     return app
 
 

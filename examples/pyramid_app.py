@@ -24,7 +24,7 @@ def make_app(files: str):
                         headers={"X-Archive-Files": "zip"})
 
     def stream_zip(request):
-        stream = ZipStream()
+        stream = ZipStream(precompute_crc=True)  # Java-friendly: no data descriptors
         stream.add_path(files, "files")
         stream.add(HELLO, "hello.txt")
         return Response(app_iter=stream)
@@ -39,7 +39,7 @@ def make_app(files: str):
             config.add_route(name, path)
             config.add_view(view, route_name=name)
         app = config.make_wsgi_app()
-    return ZipMiddleware(app, roots={"/files/": files})
+    return ZipMiddleware(app, roots={"/files/": files}, precompute_crc=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def make_app(files: str):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Archive-Files", "zip")])
             return [manifest(files)]
         if path == "/stream.zip":
-            stream = ZipStream()
+            stream = ZipStream(precompute_crc=True)  # Java-friendly: no data descriptors
             stream.add_path(files, "files")
             stream.add(HELLO, "hello.txt")
             start_response("200 OK", [])  # the middleware sets type, length, validators
@@ -36,7 +36,7 @@ def make_app(files: str):
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"try /manifest.zip or /stream.zip\n"]
 
-    return ZipMiddleware(app, roots={"/files/": files})
+    return ZipMiddleware(app, roots={"/files/": files}, precompute_crc=True)
 
 
 if __name__ == "__main__":
