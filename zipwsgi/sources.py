@@ -248,7 +248,7 @@ class IterableSource(Source):
                 "fresh iterator if the archive is streamed more than once or ranged"
             )
         self._used = True
-        return _IteratorReader(iter(self.iterable))
+        return ChunkReader(iter(self.iterable))
 
     def close(self) -> None:
         _close_quietly(self.iterable)
@@ -258,26 +258,36 @@ def _is_iterator(obj: Any) -> bool:
     return hasattr(obj, "__next__")
 
 
-class _IteratorReader(Reader):
-    """Re-chunks an iterator of arbitrary chunks into reads of at most ``n`` bytes."""
+class ChunkReader(Reader):
+    """Re-chunks an iterator of arbitrary chunks into reads of at most ``n`` bytes.
+
+    Subclasses that wrap another protocol (a WSGI body) override :meth:`next_chunk`.
+    """
 
     __slots__ = ("it", "pending", "done")
 
-    def __init__(self, it: Iterator[BytesLike]) -> None:
+    def __init__(self, it: Optional[Iterator[BytesLike]], pending: bytes = b"") -> None:
         self.it = it
-        self.pending = b""
+        self.pending = pending
         self.done = False
+
+    def next_chunk(self) -> Optional[bytes]:
+        """The next chunk as bytes, or None at the end."""
+        try:
+            chunk = next(self.it)  # type: ignore[arg-type]
+        except StopIteration:
+            return None
+        if isinstance(chunk, str):
+            raise TypeError("iterable sources must yield bytes, not str")
+        return bytes(chunk)
 
     def read(self, n: int) -> bytes:
         while not self.pending and not self.done:
-            try:
-                chunk = next(self.it)
-            except StopIteration:
+            chunk = self.next_chunk()
+            if chunk is None:
                 self.done = True
                 break
-            if isinstance(chunk, str):
-                raise TypeError("iterable sources must yield bytes, not str")
-            self.pending = bytes(chunk)
+            self.pending = chunk
         if len(self.pending) <= n:
             out, self.pending = self.pending, b""
             return out
@@ -398,7 +408,7 @@ class CallableSource(Source):
             return _BytesReader(memoryview(opened).cast("B"))
         if hasattr(opened, "read"):
             return _OwnedFileObjectReader(opened)
-        return _IteratorReader(iter(opened))
+        return ChunkReader(iter(opened))
 
     def describe(self) -> str:
         return getattr(self.opener, "__name__", repr(self.opener))

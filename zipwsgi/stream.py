@@ -165,9 +165,8 @@ class ArchiveStream:
         if stat.S_ISDIR(st.st_mode):
             arcname = normalise_name(arcname)
             root = os.path.realpath(path)
-            self._walk(
-                root, root, arcname, st, recursive, include_hidden, set(), compression, level
-            )
+            walk = _Walk(root, recursive, include_hidden, compression, level)
+            self._walk(walk, root, arcname, st)
         else:
             self.add(
                 FileSource(path, st),
@@ -179,51 +178,30 @@ class ArchiveStream:
                 level=level,
             )
 
-    def _walk(
-        self,
-        root: str,
-        directory: str,
-        arcname: str,
-        st: os.stat_result,
-        recursive: bool,
-        include_hidden: bool,
-        seen: set[tuple[int, int]],
-        compression: Optional[str],
-        level: Optional[int],
-    ) -> None:
-        # ``seen`` holds the folders on the current path only: it stops symlink cycles
-        # without dropping a folder that two sibling links both (legitimately) reach.
+    def _walk(self, walk: "_Walk", directory: str, arcname: str, st: os.stat_result) -> None:
+        # ``walk.seen`` holds the folders on the current path only: it stops symlink
+        # cycles without dropping a folder that two sibling links both (legitimately) reach.
         here = (st.st_dev, st.st_ino)
-        seen.add(here)
+        walk.seen.add(here)
         try:
-            self._walk_children(root, directory, arcname, st, recursive, include_hidden,
-                                seen, compression, level)
+            self._walk_children(walk, directory, arcname, st)
         finally:
-            seen.discard(here)
+            walk.seen.discard(here)
 
     def _walk_children(
-        self,
-        root: str,
-        directory: str,
-        arcname: str,
-        st: os.stat_result,
-        recursive: bool,
-        include_hidden: bool,
-        seen: set[tuple[int, int]],
-        compression: Optional[str],
-        level: Optional[int],
+        self, walk: "_Walk", directory: str, arcname: str, st: os.stat_result
     ) -> None:
         self.mkdir(arcname, mtime=st.st_mtime, mode=st.st_mode)
         with os.scandir(directory) as it:
             children = sorted(it, key=lambda d: d.name)
         for child in children:
-            if not include_hidden and child.name.startswith("."):
+            if not walk.include_hidden and child.name.startswith("."):
                 continue
             target = child.path
             if child.is_symlink():
                 target = os.path.realpath(child.path)
-                if not _is_within(target, root):
-                    log.warning("skipping symlink leaving %s: %s", root, child.path)
+                if not _is_within(target, walk.root):
+                    log.warning("skipping symlink leaving %s: %s", walk.root, child.path)
                     continue
             try:
                 child_st = os.stat(target)
@@ -234,9 +212,8 @@ class ArchiveStream:
             if "\\" in child.name:
                 child_name = normalise_name(child_name)
             if stat.S_ISDIR(child_st.st_mode):
-                if recursive and (child_st.st_dev, child_st.st_ino) not in seen:
-                    self._walk(root, target, child_name, child_st, recursive,
-                               include_hidden, seen, compression, level)
+                if walk.recursive and (child_st.st_dev, child_st.st_ino) not in walk.seen:
+                    self._walk(walk, target, child_name, child_st)
             elif stat.S_ISREG(child_st.st_mode):
                 # Straight to _append: the name is already normal (the folder's name was
                 # normalised once; a directory entry's name holds no "/" or NUL).
@@ -247,8 +224,8 @@ class ArchiveStream:
                     mtime=child_st.st_mtime,
                     mode=child_st.st_mode,
                     crc=None,
-                    compression=compression,
-                    level=level,
+                    compression=walk.compression,
+                    level=walk.level,
                 )
 
     def _append(
@@ -422,6 +399,27 @@ class ArchiveStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Walk:
+    """What stays the same across one ``add_path`` folder walk."""
+
+    __slots__ = ("root", "recursive", "include_hidden", "compression", "level", "seen")
+
+    def __init__(
+        self,
+        root: str,
+        recursive: bool,
+        include_hidden: bool,
+        compression: Optional[str],
+        level: Level,
+    ) -> None:
+        self.root = root
+        self.recursive = recursive
+        self.include_hidden = include_hidden
+        self.compression = compression
+        self.level = level
+        self.seen: set[tuple[int, int]] = set()
 
 
 class ZipStream(ArchiveStream):

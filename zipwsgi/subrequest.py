@@ -21,7 +21,7 @@ import io
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .errors import SubrequestError
-from .sources import Reader, Source
+from .sources import ChunkReader, Reader, Source
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
@@ -221,38 +221,29 @@ class _Rest:
         _close(self.body)
 
 
-class _BodyReader(Reader):
-    """Re-chunks a WSGI body into reads of at most ``n`` bytes; closes it when done."""
+class _BodyReader(ChunkReader):
+    """Re-chunks a WSGI body (after what it passed to ``write()``); closes it when done."""
 
-    __slots__ = ("pending", "body", "iterator", "done")
+    __slots__ = ("body",)
 
     def __init__(self, written: list[bytes], body: Iterable[bytes]) -> None:
-        self.pending = b"".join(written)
+        super().__init__(None, b"".join(written))
         self.body = body
-        self.iterator: Optional[Iterator[bytes]] = None
-        self.done = False
 
-    def read(self, n: int) -> bytes:
-        while not self.pending and not self.done:
-            if self.iterator is None:
-                self.iterator = iter(self.body)
-            try:
-                chunk = next(self.iterator)
-            except StopIteration:
-                self.done = True
-                break
-            except Exception as exc:
-                raise SubrequestError(f"the sub-request's body raised {exc!r}") from exc
-            if not isinstance(chunk, (bytes, bytearray)):
-                raise SubrequestError(
-                    f"the sub-request's body yielded {type(chunk).__name__}, not bytes"
-                )
-            self.pending = bytes(chunk)
-        if len(self.pending) <= n:
-            out, self.pending = self.pending, b""
-            return out
-        out, self.pending = self.pending[:n], self.pending[n:]
-        return out
+    def next_chunk(self) -> Optional[bytes]:
+        if self.it is None:
+            self.it = iter(self.body)
+        try:
+            chunk = next(self.it)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            raise SubrequestError(f"the sub-request's body raised {exc!r}") from exc
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise SubrequestError(
+                f"the sub-request's body yielded {type(chunk).__name__}, not bytes"
+            )
+        return bytes(chunk)
 
     def close(self) -> None:
         body, self.body = self.body, ()
