@@ -501,6 +501,14 @@ class _Batcher:
             return self.take()
         return None
 
+    def push(self, piece: bytes) -> tuple[bytes, ...]:
+        """Queue ``piece`` and return what may leave now: a big piece goes out as it is
+        (after what was queued before it), small ones wait to be joined."""
+        if len(piece) >= self.limit // 2:
+            return (self.take(), piece) if self.size else (piece,)
+        ready = self.add(piece)
+        return (ready,) if ready else ()
+
     def put(self, piece: bytes) -> None:
         """Queue ``piece`` without taking; the caller checks ``size`` afterwards."""
         self.pieces.append(piece)
@@ -571,14 +579,7 @@ class _Writer:
             if data_at <= pos < footer_at and pos < stop:
                 upto = min(stop, footer_at)
                 for piece in self._stored_data(entry, pos - data_at, upto - data_at):
-                    if len(piece) >= self.chunk // 2:
-                        if batch.size:
-                            yield batch.take()
-                        yield piece
-                    else:
-                        ready = batch.add(piece)
-                        if ready:
-                            yield ready
+                    yield from batch.push(piece)
                 pos = upto
             if footer_at <= pos < end and pos < stop:
                 footer = layout.footer(entry, self._record(plan, index))
@@ -692,14 +693,7 @@ class _Writer:
             written = 0
             for piece in pieces:
                 written += len(piece)
-                if len(piece) >= self.chunk // 2:
-                    if batch.size:
-                        yield batch.take()
-                    yield piece
-                else:
-                    ready = batch.add(piece)
-                    if ready:
-                        yield ready
+                yield from batch.push(piece)
             if not entry.is_dir and entry.compression != DEFLATE and entry.size is not None:
                 record.size = entry.size
             record.compressed_size = written
