@@ -68,7 +68,12 @@ from .responses import archive_response
 from .roots import Roots, has_dot_dot
 from .sources import FileSource
 from .stream import ArchiveStream, ZipStream
-from .subrequest import SUBREQUEST_KEY, SubrequestSource, subrequest_environ
+from .subrequest import (
+    CONDITIONAL_KEYS,
+    SUBREQUEST_KEY,
+    SubrequestSource,
+    subrequest_environ,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -80,15 +85,6 @@ log = logging.getLogger("zipwsgi")
 DEFAULT_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 100_000
 
-# Request headers that would make the app answer a part, or nothing, of the manifest.
-_CONDITIONAL_KEYS = (
-    "HTTP_RANGE",
-    "HTTP_IF_RANGE",
-    "HTTP_IF_MATCH",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_UNMODIFIED_SINCE",
-)
 # App headers that describe the manifest body rather than the archive: the archive
 # response sets its own (or takes the validators and disposition over explicitly).
 _REPLACED_HEADERS = frozenset(
@@ -169,7 +165,7 @@ class ZipMiddleware:
         client = dict(environ)  # the client's request, as it came, whatever the app does
         method = environ.get("REQUEST_METHOD", "GET")
         head = method == "HEAD"
-        retry = method in ("GET", "HEAD") and any(key in environ for key in _CONDITIONAL_KEYS)
+        retry = method in ("GET", "HEAD") and any(key in environ for key in CONDITIONAL_KEYS)
         clean = _clean_environ(environ) if retry else None
         app_environ = {**environ, "REQUEST_METHOD": "GET"} if head else environ
 
@@ -620,7 +616,7 @@ def _strip(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def _clean_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the environ as a plain GET without Range/If-* headers, taken before the
     app runs (frameworks cache parsed headers in the environ)."""
-    clean = {key: value for key, value in environ.items() if key not in _CONDITIONAL_KEYS}
+    clean = {key: value for key, value in environ.items() if key not in CONDITIONAL_KEYS}
     clean["REQUEST_METHOD"] = "GET"
     return clean
 

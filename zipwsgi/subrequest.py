@@ -31,20 +31,26 @@ __all__ = ["SubrequestSource", "subrequest_environ"]
 #: Set in the environ of every sub-request, so the app can tell them apart.
 SUBREQUEST_KEY = "zipwsgi.subrequest"
 
+#: Request headers that make an app answer a part of a resource, or nothing: they belong
+#: to the archive response, never to the requests that fetch its parts (or its manifest).
+CONDITIONAL_KEYS = (
+    "HTTP_RANGE",
+    "HTTP_IF_RANGE",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
+
 # Request headers a sub-request never inherits, whatever X-Archive-Pass-Headers says:
 # the body belongs to the client's request, and the range/conditionals to the archive.
 _NEVER_PASSED = frozenset(
     {
+        *CONDITIONAL_KEYS,
         "CONTENT_LENGTH",
         "CONTENT_TYPE",
         "HTTP_CONTENT_LENGTH",
         "HTTP_CONTENT_TYPE",
-        "HTTP_RANGE",
-        "HTTP_IF_RANGE",
-        "HTTP_IF_MATCH",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_IF_UNMODIFIED_SINCE",
         "HTTP_TRANSFER_ENCODING",
         "HTTP_EXPECT",
         # Servers' copies of the client's raw request line (gunicorn, uWSGI, mod_wsgi):
