@@ -91,15 +91,20 @@ def example_server(
             raise RuntimeError(f"{name} did not start; it printed:\n{''.join(output)}")
         yield ServerProcess(process, serving[0].split()[2], output)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
-            process.kill()
-            process.wait()
-        reader.join(5)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, reader)
+
+
+def stop_process(process: subprocess.Popen, reader: threading.Thread) -> None:
+    """Stop a server process started by a test, and release its output pipe and reader."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
+        process.kill()
+        process.wait()
+    reader.join(5)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _drain(process: subprocess.Popen, output: list[str], started: threading.Event) -> None:

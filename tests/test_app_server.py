@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from browser import live_server
+from servers import stop_process
 from share_tree import SECRET, check_zip, file_names, make_share, run_reader
 from webtest import TestApp
 
@@ -148,15 +149,7 @@ def running(command: list[str], timeout: float = 30) -> Iterator[tuple[str, list
             raise AssertionError(f"{command} printed no URL:\n{''.join(output)}")
         yield urls[0], output
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
-            process.kill()
-            process.wait()
-        reader.join(5)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, reader)
 
 
 def zipwsgi_command() -> list[str]:
