@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from typing import Callable, Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence, Tuple
 
 from .sources import Source
 
@@ -41,10 +41,9 @@ class Entry:
         "layout",
     )
 
-    def __init__(
+    def __init__(  # positional allowed: one is built per file, keywords cost time
         self,
         name: str,
-        *,
         is_dir: bool,
         source: Optional[Source],
         size: Optional[int],
@@ -83,16 +82,10 @@ class Entry:
         return f"<Entry {self.name!r} size={self.size} {self.compression}>"
 
 
-class EntryRecord:
-    """What a pass learned about one written entry; the trailer is built from these."""
-
-    __slots__ = ("offset", "crc", "compressed_size", "size")
-
-    def __init__(self, offset: int, crc: int, compressed_size: int, size: int) -> None:
-        self.offset = offset
-        self.crc = crc
-        self.compressed_size = compressed_size
-        self.size = size
+#: What a pass learned about one written entry, for its footer and the trailer:
+#: ``(offset, crc, compressed_size, size)``. A plain tuple because one is made for every
+#: entry of every pass.
+EntryRecord = Tuple[int, int, int, int]
 
 
 class ArchiveLayout(Protocol):
@@ -101,11 +94,17 @@ class ArchiveLayout(Protocol):
     def prepare(self, entry: Entry) -> None:
         """Validate ``entry`` for this format and attach its per-entry facts."""
 
+    def planned_sizes(self, entry: Entry, offset: int) -> tuple[int, int, int]:
+        """(header, footer, trailer share) lengths of a predictable entry at ``offset``.
+
+        One call per entry, because the plan asks it for every entry before the first
+        byte leaves; the trailer share is what the entry adds to the trailer (a zip
+        central record; nothing for tar).
+        """
+
     def header(self, entry: Entry, offset: int) -> bytes: ...
 
-    def header_size(self, entry: Entry) -> int: ...
-
-    def footer(self, entry: Entry, record: EntryRecord) -> bytes: ...
+    def footer(self, entry: Entry, crc: int, compressed_size: int, size: int) -> bytes: ...
 
     def footer_size(self, entry: Entry) -> int: ...
 
@@ -115,9 +114,8 @@ class ArchiveLayout(Protocol):
         self, entries: Sequence[Entry], record_of: Callable[[int], EntryRecord], offset: int
     ) -> Iterator[bytes]: ...
 
-    def trailer_size(
-        self, entries: Sequence[Entry], record_of: Callable[[int], EntryRecord], offset: int
-    ) -> int: ...
+    def trailer_size(self, count: int, offset: int, shares: int) -> int:
+        """Length of the trailer starting at ``offset``, given the entries' summed shares."""
 
 
 class Plan:
@@ -135,37 +133,27 @@ class Plan:
         # Arrays of 8-byte ints instead of lists of int objects: 16 bytes per entry, not 80.
         offsets = array("q")
         data_offsets = array("q")
-        pos = 0
+        planned_sizes = layout.planned_sizes
+        pos = shares = 0
         sized = True
         for entry in entries:
             if not entry.data_predictable:
                 sized = False
                 break
             offsets.append(pos)
-            pos += layout.header_size(entry)
+            header, footer, share = planned_sizes(entry, pos)
+            pos += header
             data_offsets.append(pos)
-            pos += self.data_size(entry) + layout.footer_size(entry)
+            pos += (0 if entry.is_dir else entry.size) + footer  # type: ignore[operator]
+            shares += share
         self.offsets = offsets
         self.data_offsets = data_offsets
         if sized:
             self.trailer_offset: Optional[int] = pos
-            self.size: Optional[int] = pos + layout.trailer_size(
-                entries, self.predicted_record, pos
-            )
+            self.size: Optional[int] = pos + layout.trailer_size(len(entries), pos, shares)
         else:
             self.trailer_offset = None
             self.size = None
-
-    @staticmethod
-    def data_size(entry: Entry) -> int:
-        """Stored length of a predictable entry's data."""
-        return 0 if entry.is_dir else entry.size  # type: ignore[return-value]
-
-    def predicted_record(self, index: int) -> EntryRecord:
-        """The record a pass will produce, known in advance for sized plans (CRC may be 0)."""
-        entry = self.entries[index]
-        size = self.data_size(entry)
-        return EntryRecord(self.offsets[index], entry.crc or 0, size, size)
 
     def entry_at(self, pos: int) -> int:
         """Index of the entry whose header, data or footer holds byte ``pos``."""

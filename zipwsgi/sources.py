@@ -74,6 +74,14 @@ class Source:
     def open(self) -> Reader:
         raise NotImplementedError
 
+    def read_all(self, size: int) -> bytes:
+        """Open, read exactly ``size`` bytes and the end, close: the whole of a small entry."""
+        reader = self.open()
+        try:
+            return reader.read_exact(size)
+        finally:
+            reader.close()
+
     def close(self) -> None:
         """Release anything the source itself holds (not its readers)."""
 
@@ -114,7 +122,7 @@ class FileSource(Source):
     def mtime_ns(self) -> int:
         return self._mtime_ns
 
-    def open(self) -> Reader:
+    def _open_checked(self) -> int:
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError as exc:
@@ -131,7 +139,27 @@ class FileSource(Source):
         except BaseException:
             os.close(fd)
             raise
-        return _FileReader(fd, self.path, self.size)
+        return fd
+
+    def open(self) -> Reader:
+        return _FileReader(self._open_checked(), self.path, self.size)
+
+    def read_all(self, size: int) -> bytes:
+        # The small-file path: no Reader object, and one read of size+1 bytes that both
+        # fetches the data and proves nothing follows it. For files of a few KiB the
+        # Python around open/fstat/read/close costs as much as the syscalls themselves.
+        fd = self._open_checked()
+        try:
+            data = os.read(fd, size + 1)
+            if len(data) == size:
+                return data
+            if len(data) > size:
+                raise SourceChangedError(f"file grew while streaming: {self.path}")
+            if not data:
+                raise SourceChangedError(f"file shrank while streaming: {self.path}")
+            return Reader.read_exact(_Prefixed(_FileReader(fd, self.path, size), data), size)
+        finally:
+            os.close(fd)
 
     def describe(self) -> str:
         return self.path

@@ -82,7 +82,6 @@ def clamp_unix_time(mtime: float) -> int:
     return max(0, min(int(mtime), _INT32_MAX))
 
 
-@functools.lru_cache(maxsize=4096)  # files written together share a second: skip gmtime
 def dos_datetime(mtime: float) -> tuple[int, int]:
     """(date, time) fields in UTC.
 
@@ -95,10 +94,22 @@ def dos_datetime(mtime: float) -> tuple[int, int]:
     return date, clock
 
 
-@functools.lru_cache(maxsize=4096)
 def ext_timestamp_extra(mtime: int) -> bytes:
     """Info-ZIP extended timestamp (0x5455) carrying only the modification time."""
     return _EXT_TIMESTAMP.pack(EXTRA_EXT_TIMESTAMP, 5, 1, mtime)
+
+
+# Files written together share their second, and every entry needs these fields twice
+# (local and central header): one cached call instead of gmtime and packing each time.
+@functools.lru_cache(maxsize=4096)
+def time_fields(mtime: int) -> tuple[int, int, bytes]:
+    """(DOS date, DOS time, extended-timestamp extra field) for an mtime in seconds.
+
+    Both fields say the same instant: the one the 32-bit timestamp can hold.
+    """
+    seconds = clamp_unix_time(mtime)
+    date, clock = dos_datetime(seconds)
+    return date, clock, ext_timestamp_extra(seconds)
 
 
 def zip64_extra(*values: int) -> bytes:

@@ -7,6 +7,7 @@ CRC or compressed size is unknown before their data), how names are encoded.
 
 from __future__ import annotations
 
+import functools
 import stat
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -51,13 +52,20 @@ def _name(entry: Entry) -> bytes:
     return layout.name  # type: ignore[union-attr]
 
 
-def _extra(entry: Entry) -> bytes:
-    """The extra fields both headers carry: extended timestamp [+ Unicode Path]."""
-    extra = zf.ext_timestamp_extra(zf.clamp_unix_time(entry.mtime))
-    if type(entry.layout) is int:
-        return extra
-    name_extra = entry.layout.name_extra  # type: ignore[attr-defined]
-    return extra + name_extra if name_extra else extra
+def _shared_fields(entry: Entry) -> tuple[int, bytes, bytes, int, int]:
+    """(bits, name, extra fields, DOS date, DOS time): what both headers of an entry share.
+
+    Computed in one place because both headers are written for every entry: the common
+    case (``layout`` a plain int) costs one cached call and one encode.
+    """
+    layout = entry.layout
+    date, clock, extra = zf.time_fields(entry.mtime)
+    if type(layout) is int:
+        return layout, entry.name.encode("utf-8"), extra, date, clock  # type: ignore[return-value]
+    name = layout.name if layout.name is not None else entry.name.encode("utf-8")  # type: ignore[attr-defined]
+    if layout.name_extra:  # type: ignore[attr-defined]
+        extra += layout.name_extra  # type: ignore[attr-defined]
+    return layout.bits, name, extra, date, clock  # type: ignore[attr-defined]
 
 
 def _extra_size(entry: Entry) -> int:
@@ -65,6 +73,14 @@ def _extra_size(entry: Entry) -> int:
     if type(layout) is int or not layout.name_extra:  # type: ignore[union-attr]
         return zf.EXT_TIMESTAMP_SIZE
     return zf.EXT_TIMESTAMP_SIZE + len(layout.name_extra)  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=256)
+def _external_attr(mode: int, is_dir: bool) -> int:
+    """Unix mode in the high half (with the file type, which some callers omit)."""
+    if stat.S_IFMT(mode) == 0:
+        mode |= stat.S_IFDIR if is_dir else stat.S_IFREG
+    return (mode & 0xFFFF) << 16 | (zf.MSDOS_DIRECTORY if is_dir else 0)
 
 
 class ZipLayout:
@@ -123,27 +139,38 @@ class ZipLayout:
         else:
             entry.layout = ZipEntryFacts(bits, name, name_extra)
 
-    def header_size(self, entry: Entry) -> int:
-        return zf.local_header_size(_name(entry), _extra_size(entry), bool(_bits(entry) & _ZIP64))
+    def planned_sizes(self, entry: Entry, offset: int) -> tuple[int, int, int]:
+        bits = _bits(entry)
+        zip64 = bool(bits & _ZIP64)
+        name = _name(entry)
+        extra_size = _extra_size(entry)
+        size = 0 if entry.is_dir else entry.size
+        header = zf.local_header_size(name, extra_size, zip64)
+        footer = zf.descriptor_size(zip64) if bits & _DESCRIPTOR else 0
+        fields = zf.central_zip64_fields(size, size, offset, zip64)  # type: ignore[arg-type]
+        return header, footer, zf.central_header_size(name, extra_size, len(fields))
 
     def header(self, entry: Entry, offset: int) -> bytes:
-        bits = _bits(entry)
-        # Stored entries carry their sizes even with a descriptor: streaming readers
-        # cannot otherwise find the end of stored data.
-        known = 0 if entry.is_dir else entry.size
-        stored = (bits >> 16) & 0xFF == zf.METHOD_STORED
-        sizes = known if (stored and known is not None) else 0
-        dos_date, dos_time = zf.dos_datetime(zf.clamp_unix_time(entry.mtime))
+        bits, name, extra, dos_date, dos_time = _shared_fields(entry)
+        method = (bits >> 16) & 0xFF
+        if entry.is_dir:
+            crc = sizes = 0
+        else:
+            # Stored entries carry their sizes even with a descriptor: streaming readers
+            # cannot otherwise find the end of stored data.
+            size = entry.size
+            sizes = size if (method == zf.METHOD_STORED and size is not None) else 0
+            crc = 0 if bits & _DESCRIPTOR else entry.crc or 0
         return zf.local_header(
-            name=_name(entry),
+            name=name,
             flags=bits & 0xFFFF,
-            method=(bits >> 16) & 0xFF,
+            method=method,
             dos_date=dos_date,
             dos_time=dos_time,
-            crc=0 if bits & _DESCRIPTOR or entry.is_dir else entry.crc or 0,
+            crc=crc,
             compressed_size=sizes,
             size=sizes,
-            extra=_extra(entry),
+            extra=extra,
             zip64=bool(bits & _ZIP64),
         )
 
@@ -154,48 +181,38 @@ class ZipLayout:
         bits = _bits(entry)
         return zf.descriptor_size(bool(bits & _ZIP64)) if bits & _DESCRIPTOR else 0
 
-    def footer(self, entry: Entry, record: EntryRecord) -> bytes:
+    def footer(self, entry: Entry, crc: int, compressed_size: int, size: int) -> bytes:
         bits = _bits(entry)
         if not bits & _DESCRIPTOR:
             return b""
         zip64 = bool(bits & _ZIP64)
-        if not zip64 and max(record.size, record.compressed_size) >= zf.ZIP64_LIMIT:
+        if not zip64 and max(size, compressed_size) >= zf.ZIP64_LIMIT:
             # Only reachable for data of unknown size: its header could not announce zip64.
             raise ValueError(
                 f"{entry.name!r} grew past 4 GiB without a declared size; pass size= so "
                 "zip64 can be planned"
             )
-        return zf.data_descriptor(record.crc, record.compressed_size, record.size, zip64)
+        return zf.data_descriptor(crc, compressed_size, size, zip64)
 
     # -- central directory ------------------------------------------------------------------
 
     def _central(self, entry: Entry, record: EntryRecord) -> bytes:
-        bits = _bits(entry)
-        mode = entry.mode
-        if stat.S_IFMT(mode) == 0:
-            mode |= stat.S_IFDIR if entry.is_dir else stat.S_IFREG
-        attr = (mode & 0xFFFF) << 16 | (zf.MSDOS_DIRECTORY if entry.is_dir else 0)
-        dos_date, dos_time = zf.dos_datetime(zf.clamp_unix_time(entry.mtime))
+        offset, crc, compressed_size, size = record
+        bits, name, extra, dos_date, dos_time = _shared_fields(entry)
         return zf.central_header(
-            name=_name(entry),
+            name=name,
             flags=bits & 0xFFFF,
             method=(bits >> 16) & 0xFF,
             dos_date=dos_date,
             dos_time=dos_time,
-            crc=record.crc,
-            compressed_size=record.compressed_size,
-            size=record.size,
-            offset=record.offset,
-            external_attr=attr,
-            extra=_extra(entry),
+            crc=crc,
+            compressed_size=compressed_size,
+            size=size,
+            offset=offset,
+            external_attr=_external_attr(entry.mode, entry.is_dir),
+            extra=extra,
             entry_zip64=bool(bits & _ZIP64),
         )
-
-    def _central_size(self, entry: Entry, record: EntryRecord) -> int:
-        fields = zf.central_zip64_fields(
-            record.size, record.compressed_size, record.offset, bool(_bits(entry) & _ZIP64)
-        )
-        return zf.central_header_size(_name(entry), _extra_size(entry), len(fields))
 
     def trailer(
         self,
@@ -218,14 +235,8 @@ class ZipLayout:
         batch.append(zf.end_records(len(entries), offset, cd_size))
         yield b"".join(batch)
 
-    def trailer_size(
-        self,
-        entries: Sequence[Entry],
-        record_of: Callable[[int], EntryRecord],
-        offset: int,
-    ) -> int:
-        cd_size = sum(self._central_size(e, record_of(i)) for i, e in enumerate(entries))
-        return cd_size + zf.end_records_size(len(entries), offset, cd_size)
+    def trailer_size(self, count: int, offset: int, shares: int) -> int:
+        return shares + zf.end_records_size(count, offset, shares)
 
 
 def _encode_char(ch: str, charset: str) -> str:
