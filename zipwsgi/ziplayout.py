@@ -100,8 +100,6 @@ class ZipLayout:
 
     def _encode_name(self, name: str) -> tuple[Optional[bytes], int, Optional[bytes]]:
         """(name bytes if not plain UTF-8, flags, Unicode Path extra field or None)."""
-        if name.isascii():
-            return None, 0, None
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
@@ -119,8 +117,13 @@ class ZipLayout:
     # -- per entry ------------------------------------------------------------------------
 
     def prepare(self, entry: Entry) -> None:
-        name, flags, name_extra = self._encode_name(entry.name)
-        if len(name if name is not None else entry.name.encode("utf-8")) > 0xFFFF:
+        if entry.name.isascii():  # most names: their UTF-8 bytes are their characters
+            name, flags, name_extra = None, 0, None
+            name_length = len(entry.name)
+        else:
+            name, flags, name_extra = self._encode_name(entry.name)
+            name_length = len(name if name is not None else entry.name.encode("utf-8"))
+        if name_length > 0xFFFF:
             raise ArchiveNameError(f"archive name too long for zip: {entry.name[:80]!r}...")
         deflated = entry.compression == DEFLATE and not entry.is_dir
         descriptor = not entry.is_dir and (
