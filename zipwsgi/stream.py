@@ -8,15 +8,13 @@ server can stream it, WebOb can range it, and a disconnect closes the one open f
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
 import weakref
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 from .codecs import Level, check_level, crc32, deflate_implementation
-from .deflate import BLOCK_SIZE, ParallelDeflate
 from .errors import (
     DuplicateNameError,
     SourceChangedError,
@@ -27,6 +25,9 @@ from .names import normalise_name
 from .plan import DEFLATE, STORED, ArchiveLayout, Entry, EntryRecord, Plan
 from .sources import FileSource, Reader, Source, source_for
 from .ziplayout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
+
+if TYPE_CHECKING:
+    from .deflate import ParallelDeflate
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,10 @@ class ArchiveStream:
         identity where it has one (a file's path); data that brings neither a size nor a
         CRC has no stable identity, so no honest fingerprint exists.
         """
+        import hashlib  # here, not at the top: OpenSSL adds ~4 MiB to every process
+
+        from .deflate import BLOCK_SIZE
+
         settings = sorted(vars(self._layout).items())
         digest = hashlib.sha256(
             f"{type(self._layout).__name__}{settings}{self.precompute_crc}".encode()
@@ -748,8 +753,12 @@ class _Writer:
         # One engine per pass, shared by its deflated entries so it can read ahead across
         # them; it stops its threads when an entry fails or its generator is closed, and
         # the finalizer covers a pass dropped between two entries.
-        engine: Optional[ParallelDeflate] = self.__dict__.get("_deflate")
+        engine: Optional["ParallelDeflate"] = self.__dict__.get("_deflate")
         if engine is None:
+            # Imported on first use: its thread pool machinery costs ~1.5 MiB that
+            # archives of stored entries never need.
+            from .deflate import ParallelDeflate
+
             engine = self._deflate = ParallelDeflate(self.entries, _open, self.stream.workers)
             weakref.finalize(self, engine.close)
         size, crc = yield from engine.entry(entry)
