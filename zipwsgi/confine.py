@@ -81,21 +81,47 @@ class Root:
         Each step is resolved on its own, so no symlink is followed out of the root. The
         result need not exist; :meth:`stat` is the version that requires it to.
         """
+        return self.locate(parts)[0]
+
+    def locate(
+        self, parts: tuple[str, ...], folders: Optional[dict[str, str]] = None
+    ) -> tuple[str, Optional[os.stat_result]]:
+        """:meth:`resolve`, plus the last step's ``lstat`` when it is not a symlink (so
+        it is the path's own stat; None otherwise).
+
+        ``folders`` caches the resolved steps before the last one, for callers that
+        resolve many paths at once (a manifest): files in one folder then cost one
+        ``lstat`` each instead of one per path segment. Keep it for one batch only, so a
+        folder swapped for a symlink later is seen.
+        """
         current = self.path
-        for part in parts:
-            candidate = os.path.join(current, part)
+        st: Optional[os.stat_result] = None
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            candidate = current + part if current.endswith(os.sep) else current + os.sep + part
+            if folders is not None and index < last:
+                known = folders.get(candidate)
+                if known is not None:
+                    current = known
+                    continue
             try:
-                is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+                st = os.lstat(candidate)
+                is_link = stat.S_ISLNK(st.st_mode)
             except OSError:
-                is_link = True  # missing or unreadable: let realpath decide what it is
+                st, is_link = None, True  # missing or unreadable: let realpath decide
             # ``current`` is already real, so a step that is not a symlink stays real:
             # one lstat per step instead of realpath's lstat of every ancestor again.
-            current = os.path.realpath(candidate) if is_link else candidate
+            if is_link:
+                current, st = os.path.realpath(candidate), None
+            else:
+                current = candidate
             if not _within(current, self.path):
                 raise OutsideRootError("path leaves the root")
+            if folders is not None and index < last:
+                folders[candidate] = current
         if not self._visible(current):
             raise FileNotFoundError("hidden path")
-        return current
+        return current, st
 
     def stat(self, parts: tuple[str, ...]) -> tuple[str, os.stat_result]:
         """:meth:`resolve`, then ``os.stat``: raises ``FileNotFoundError`` if absent, and

@@ -243,14 +243,16 @@ class ZipMiddleware:
             self.compression, self.level, charset=charset, precompute_crc=self.precompute_crc
         )
         subrequests: list[tuple[ManifestEntry, SubrequestSource]] = []
+        folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
         for entry in entries:
             try:
                 if entry.is_directory:
                     stream.mkdir(entry.name)
                     continue
-                path = self._disk_path(entry)
-                if path is not None:
-                    stream.add(FileSource(path, self._stat(entry, path)), entry.name,
+                located = self._locate(entry, folders)
+                if located is not None:
+                    path, st = located
+                    stream.add(FileSource(path, self._stat(entry, path, st)), entry.name,
                                crc=entry.crc)
                     continue
                 if not self.allow_subrequests:
@@ -283,27 +285,36 @@ class ZipMiddleware:
         except ManifestError as exc:
             raise _bad_manifest(str(exc)) from None
 
-    def _disk_path(self, entry: ManifestEntry) -> Optional[str]:
+    def _locate(
+        self, entry: ManifestEntry, folders: dict[str, str]
+    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
         if has_dot_dot(entry.location):
             raise _EntryError(f"location {entry.location!r} contains a '..' segment",
                               "location outside the allowed folders")
         try:
-            return self.roots.resolve(entry.location)
+            return self.roots.locate(entry.location, folders)
         except OutsideRootError as exc:
             raise _EntryError(str(exc), "location outside the allowed folders") from None
         except OSError as exc:  # the root folder itself is missing
             raise _EntryError(f"root folder unavailable: {exc}", "file not found") from None
 
-    def _stat(self, entry: ManifestEntry, path: str) -> os.stat_result:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise _EntryError(f"no such file: {path}", "file not found") from None
-        except OSError as exc:
-            raise _EntryError(f"cannot stat {path}: {exc.strerror}", "file not readable") from None
+    def _stat(
+        self, entry: ManifestEntry, path: str, st: Optional[os.stat_result]
+    ) -> os.stat_result:
+        """The file's stat (``st`` if confinement already has it), checked against the
+        manifest: a regular file, readable, of the announced size."""
+        if st is None:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise _EntryError(f"no such file: {path}", "file not found") from None
+            except OSError as exc:
+                raise _EntryError(
+                    f"cannot stat {path}: {exc.strerror}", "file not readable"
+                ) from None
         if not stat.S_ISREG(st.st_mode):
             raise _EntryError(f"not a regular file: {path}", "not a regular file")
-        if not os.access(path, os.R_OK):
+        if not _surely_readable(st) and not os.access(path, os.R_OK):
             raise _EntryError(f"not readable: {path}", "file not readable")
         if st.st_size != entry.size:
             raise _EntryError(
@@ -369,6 +380,18 @@ class ZipMiddleware:
             ("Cache-Control", "no-store"),
         ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def _surely_readable(st: os.stat_result) -> bool:
+    """True when the mode bits alone promise we can read the file (world-readable, or
+    ours and owner-readable): the common case then skips an ``access`` call per file.
+    Anything else is asked of ``os.access``, which knows groups, ACLs and privileges."""
+    if st.st_mode & stat.S_IROTH:
+        return True
+    return st.st_uid == _EUID and bool(st.st_mode & stat.S_IRUSR)
+
+
+_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 
 
 def _bad_manifest(reason: str) -> _Refusal:

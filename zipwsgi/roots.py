@@ -78,6 +78,14 @@ class Roots:
         its root in any way, :class:`NotADirectoryError` if the root folder is missing.
         Does not check that the file exists.
         """
+        located = self.locate(location)
+        return None if located is None else located[0]
+
+    def locate(
+        self, location: str, folders: Optional[dict[str, str]] = None
+    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
+        """:meth:`resolve`, with the file's stat when one step found it for free (see
+        :meth:`Root.locate`, which also explains ``folders``)."""
         matched = self.match(location)
         if matched is None:
             return None
@@ -90,7 +98,7 @@ class Roots:
         if not parts:
             raise OutsideRootError(f"location names the root folder itself: {location!r}")
         try:
-            return root.resolve(parts)
+            return root.locate(parts, folders)
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
 
