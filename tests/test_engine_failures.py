@@ -10,6 +10,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from readers import (
     check_7z,
     check_all,
@@ -29,6 +31,7 @@ from zipwsgi import (
     SourceUnavailableError,
     ZipStream,
 )
+from zipwsgi.names import normalise_name
 
 COMPRESSIONS = ["stored", "deflate"]
 
@@ -325,6 +328,35 @@ def test_directory_names_are_normalised():
     zs.mkdir("\\a\\b")
     zs.mkdir("C:/c/./")
     assert zs.names == ["a/b/", "c/"]
+
+
+def _reference_normalise(name: str, is_dir: bool) -> str:
+    """The normalisation rules spelled out step by step (no shortcuts), for comparison."""
+    if "\x00" in name:
+        raise ArchiveNameError(name)
+    path = name.replace("\\", "/")
+    if len(path) >= 2 and path[1] == ":" and path[0].isascii() and path[0].isalpha():
+        path = path[2:]
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts or not parts:
+        raise ArchiveNameError(name)
+    return "/".join(parts) + ("/" if is_dir else "")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.text(alphabet=st.sampled_from(list("ab./\\:C\x00 é")), max_size=12),
+    is_dir=st.booleans(),
+)
+def test_name_normalisation_matches_the_rules(name, is_dir):
+    """The fast path for already-canonical names agrees with the full rules everywhere."""
+    try:
+        expected = _reference_normalise(name, is_dir)
+    except ArchiveNameError:
+        with pytest.raises(ArchiveNameError):
+            normalise_name(name, is_dir=is_dir)
+        return
+    assert normalise_name(name, is_dir=is_dir) == expected
 
 
 @pytest.mark.parametrize("name", ["", "/", ".", "./", "C:", "\\\\"])

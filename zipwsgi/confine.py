@@ -111,12 +111,14 @@ class Root:
                 st, is_link = None, True  # missing or unreadable: let realpath decide
             # ``current`` is already real, so a step that is not a symlink stays real:
             # one lstat per step instead of realpath's lstat of every ancestor again.
+            # A plain step below a real path inside the root stays inside (``split`` let
+            # no "..", "/" or NUL through); only a symlink's target must be checked.
             if is_link:
                 current, st = os.path.realpath(candidate), None
+                if not _within(current, self.path):
+                    raise OutsideRootError("path leaves the root")
             else:
                 current = candidate
-            if not _within(current, self.path):
-                raise OutsideRootError("path leaves the root")
             if folders is not None and index < last:
                 folders[candidate] = current
         if not self._visible(current):

@@ -11,6 +11,11 @@ import re
 from .errors import ArchiveNameError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Anything that normalisation would change or refuse: a backslash, NUL, an empty, "." or
+# ".." segment (or any segment starting with a dot, to keep the test simple), a leading
+# slash or drive letter, a trailing slash. Names without any of these are already
+# canonical and skip the split and join (one regex search instead of ~2 µs per name).
+_NEEDS_WORK = re.compile(r"[\\\x00]|//|/\.|^[/.]|/$|^[A-Za-z]:")
 
 
 def normalise_name(name: str, *, is_dir: bool = False) -> str:
@@ -23,6 +28,8 @@ def normalise_name(name: str, *, is_dir: bool = False) -> str:
     """
     if not isinstance(name, str):
         raise ArchiveNameError(f"archive name must be str, not {type(name).__name__}: {name!r}")
+    if name and not _NEEDS_WORK.search(name):
+        return name + "/" if is_dir else name
     if "\x00" in name:
         raise ArchiveNameError(f"archive name contains NUL: {name!r}")
     path = _DRIVE.sub("", name.replace("\\", "/"))
