@@ -23,7 +23,11 @@ How it measures, and why:
   commits read the same bytes.
 * Each run is a fresh child process (``bench.py --run-one CASE IMPL``) so one library's
   memory or imports cannot leak into another's figures. The child times only the archive
-  work (not interpreter start-up or imports) and reports its own peak RSS.
+  work (not interpreter start-up or imports) and reports its own peak RSS. So that this
+  figure is the library's, the child runs bytecode the parent compiled once (compiling
+  this file would cost ~3 MiB), the harness imports almost nothing at module level and
+  parses a child's arguments without ``argparse``; what remains, the RSS of an idle
+  child, is printed next to the tables.
 * The page cache is warmed before each case and implementations alternate within every
   round (the starting one rotates), so neither disk nor ordering favours anyone.
 * The archive goes to a sink that counts (and with ``--hash`` hashes) and discards it.
@@ -32,25 +36,20 @@ How it measures, and why:
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import hashlib
+# Module level imports only what every child needs and is cheap; the rest is imported where
+# used, so a child's peak RSS is the library's, not the harness's (was ~9 MiB of imports).
 import importlib
 import json
 import os
-import platform
 import random
 import resource
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import zipfile
 import zlib
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
+
+if TYPE_CHECKING:
+    import argparse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -76,8 +75,7 @@ ZIP32_LIMIT = 0xFFFFFFFF
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Dataset:
+class Dataset(NamedTuple):
     """Deterministic input: one file ("random" or "text") or a tree of small files.
 
     ``size`` is bytes for a single file and the number of files for a tree.
@@ -135,6 +133,8 @@ def tree_layout(name: str, count: int) -> list[tuple[str, int]]:
 
 def random_block(label: str, size: int) -> bytes:
     """Incompressible but reproducible bytes (SHAKE-128 runs at roughly 500 MiB/s)."""
+    import hashlib
+
     return hashlib.shake_128(f"zipwsgi-bench:{label}".encode()).digest(size)
 
 
@@ -263,6 +263,8 @@ def _remove(path: str) -> None:
     if os.path.dirname(os.path.abspath(path)) != DATA_DIR:
         raise ValueError(f"refusing to remove {path}: not directly under {DATA_DIR}")
     if os.path.isdir(path):
+        import shutil
+
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.remove(path)
@@ -282,8 +284,7 @@ def warm_page_cache(dataset: Dataset) -> None:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
+class Case(NamedTuple):
     name: str
     dataset: Dataset
     compression: str  # "stored" or "deflate"
@@ -331,7 +332,11 @@ class Sink:
 
     def __init__(self, hash_output: bool = False, output: str | None = None) -> None:
         self.count = 0
-        self.digest = hashlib.sha256() if hash_output else None
+        self.digest = None
+        if hash_output:
+            import hashlib  # only with --hash, so plain runs do not pay for it
+
+            self.digest = hashlib.sha256()
         self.file = open(output, "wb") if output else None  # closed in close()
 
     def write(self, data: bytes) -> int:
@@ -425,6 +430,8 @@ def stream_zip_members(case: Case, two_pass: bool) -> Iterator[tuple]:
     and passes it (``NO_COMPRESSION_32(size, crc)``), streaming in constant memory at the
     cost of reading every file twice.
     """
+    import datetime as dt
+
     import stream_zip
 
     for path, arcname in case.dataset.files():
@@ -456,6 +463,8 @@ def run_stream_zip_2pass(case: Case, sink: Sink) -> dict:
 
 def run_zipfile(case: Case, sink: Sink) -> dict:
     """The standard library, into an unseekable sink (so with data descriptors)."""
+    import zipfile
+
     if case.compression == "deflate":
         options = {"compression": zipfile.ZIP_DEFLATED, "compresslevel": DEFLATE_LEVEL}
     else:
@@ -522,6 +531,8 @@ def read_crc_loop(case: Case, sink: Sink, backend: str, deflate: bool) -> dict:
 
 def run_cat(case: Case, sink: Sink) -> dict:
     """``cat file > /dev/null``: the cost of just moving the bytes, in C."""
+    import subprocess
+
     paths = [path for path, _ in case.dataset.files()]
     with open(os.devnull, "wb") as devnull:
         subprocess.run(["cat", *paths], stdout=devnull, check=True)
@@ -533,8 +544,7 @@ def run_cat(case: Case, sink: Sink) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Impl:
+class Impl(NamedTuple):
     name: str
     kind: str  # "archiver" writes a zip; "limit" is a ceiling to compare with
     run: Callable[[Case, Sink], dict]
@@ -632,6 +642,33 @@ def use_work_tree() -> None:
         sys.path.insert(0, ROOT)
 
 
+def parse_child_args(argv: list[str]) -> argparse.Namespace | None:
+    """A child's arguments, parsed by hand because ``argparse`` adds 0.4 MiB to its RSS.
+
+    Understands what ``measure`` and ``baseline_rss_mib`` pass (plus ``--hash``); returns
+    None for anything else, which then goes through ``parse_args`` as before.
+    """
+    from types import SimpleNamespace  # already loaded by the interpreter's start-up
+
+    args = {"run_one": None, "baseline_rss": False, "quick": False, "hash": False,
+            "output": None}
+    rest = list(argv)
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--run-one" and len(rest) >= 2 and not rest[0].startswith("-") \
+                and not rest[1].startswith("-"):
+            args["run_one"] = [rest.pop(0), rest.pop(0)]
+        elif flag == "--output" and rest and not rest[0].startswith("-"):
+            args["output"] = rest.pop(0)
+        elif flag in ("--baseline-rss", "--quick", "--hash"):
+            args[flag[2:].replace("-", "_")] = True
+        else:
+            return None
+    if not (args["run_one"] or args["baseline_rss"]):
+        return None
+    return SimpleNamespace(**args)
+
+
 def child_main(args: argparse.Namespace) -> int:
     if args.baseline_rss:
         print(json.dumps({"maxrss_kib": peak_rss_kib()}), flush=True)
@@ -653,9 +690,60 @@ def child_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
+# Runs this file's precompiled code as ``__main__`` with its real ``__file__`` and path.
+# argv: -c, the code file, this file, then the child's own arguments.
+CHILD_BOOTSTRAP = """\
+import marshal, os, sys
+code_path, path = sys.argv[1:3]
+sys.argv[:3] = [path]
+sys.path[0] = os.path.dirname(path)
+with open(code_path, "rb") as f:
+    code = marshal.loads(f.read())
+exec(code, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
+"""
+
+_compiled_self: list[str | None] = []  # one entry once compiled_self() has run
+
+
+def compiled_self() -> str | None:
+    """This file's bytecode in a temporary file (removed at exit), or None on failure.
+
+    Python never caches a script's bytecode, and compiling these 1,000 lines peaks at about
+    3 MiB, which would stay in every child's peak RSS; unmarshalling costs a fraction.
+    """
+    if not _compiled_self:
+        import atexit
+        import marshal
+        import tempfile
+
+        path = os.path.abspath(__file__)
+        try:
+            with open(path, "rb") as f:
+                code = compile(f.read(), path, "exec", dont_inherit=True)
+            fd, code_path = tempfile.mkstemp(prefix="zipwsgi-bench-", suffix=".code")
+            with os.fdopen(fd, "wb") as f:
+                f.write(marshal.dumps(code))
+            atexit.register(os.remove, code_path)
+        except (OSError, SyntaxError, ValueError):
+            code_path = None
+        _compiled_self.append(code_path)
+    return _compiled_self[0]
+
+
+def child_command(args: list[str]) -> list[str]:
+    """The command line of a child running this file with ``args`` (see compiled_self)."""
+    path = os.path.abspath(__file__)
+    code_path = compiled_self()
+    if code_path is None:
+        return [sys.executable, path, *args]
+    return [sys.executable, "-c", CHILD_BOOTSTRAP, code_path, path, *args]
+
+
 def measure(case: Case, impl: Impl, quick: bool, output: str | None = None) -> dict:
     """Run one child process and return its JSON report."""
-    command = [sys.executable, os.path.abspath(__file__), "--run-one", case.name, impl.name]
+    import subprocess
+
+    command = child_command(["--run-one", case.name, impl.name])
     if quick:
         command.append("--quick")
     if output:
@@ -670,9 +758,32 @@ def measure(case: Case, impl: Impl, quick: bool, output: str | None = None) -> d
 def baseline_rss_mib() -> float:
     """Peak RSS of a child that imports the harness and does nothing: subtract it mentally
     from every RSS figure to see what the library itself costs."""
-    command = [sys.executable, os.path.abspath(__file__), "--baseline-rss"]
+    import subprocess
+
+    command = child_command(["--baseline-rss"])
     proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout)["maxrss_kib"] / 1024
+
+
+def interpreter_rss_mib() -> float | None:
+    """Peak RSS of a bare ``python -c`` (same interpreter, same site packages), so the
+    report can say how much of the idle child's RSS is the harness; None off Linux."""
+    import subprocess
+
+    code = ("with open('/proc/self/status') as f:\n"
+            "    print(next(line.split()[1] for line in f if line.startswith('VmHWM:')))")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+    output = proc.stdout.strip()
+    return int(output) / 1024 if proc.returncode == 0 and output.isdigit() else None
+
+
+def baseline_text(baseline: float, interpreter: float | None) -> str:
+    """The idle child's peak RSS, split into interpreter and harness when known."""
+    if interpreter is None:
+        return f"{baseline:.1f} MiB (interpreter + harness)"
+    return (f"{baseline:.1f} MiB (bare interpreter {interpreter:.1f} MiB + harness "
+            f"{baseline - interpreter:.1f} MiB)")
 
 
 def expected_members(case: Case) -> dict[str, int]:
@@ -683,6 +794,8 @@ def expected_members(case: Case) -> dict[str, int]:
 
 def check_archive(path: str, case: Case, report: dict) -> str:
     """Open the archive with ``zipfile``, CRC-check every member, compare names and sizes."""
+    import zipfile
+
     size = os.path.getsize(path)
     declared = report.get("declared_size")
     if declared is not None and declared != size:
@@ -705,6 +818,8 @@ def check_archive(path: str, case: Case, report: dict) -> str:
 
 def verify_case(case: Case, impls: list[Impl], quick: bool) -> dict[str, str]:
     """Write each archiver's output to a temporary file once and check it."""
+    import tempfile
+
     verdicts = {}
     with tempfile.TemporaryDirectory(prefix="zipwsgi-bench-") as tmp:
         for impl in impls:
@@ -722,13 +837,18 @@ def verify_case(case: Case, impls: list[Impl], quick: bool) -> dict[str, str]:
     return verdicts
 
 
-@dataclass
 class Row:
     """Every measurement of one implementation on one case, plus what went wrong."""
 
-    impl: Impl
-    reports: list[dict]
-    note: str = ""
+    __slots__ = ("impl", "reports", "note")
+
+    def __init__(self, impl: Impl, reports: list[dict], note: str = "") -> None:
+        self.impl = impl
+        self.reports = reports
+        self.note = note
+
+    def __repr__(self) -> str:
+        return f"Row(impl={self.impl!r}, reports={self.reports!r}, note={self.note!r})"
 
     @property
     def ok(self) -> list[dict]:
@@ -736,6 +856,8 @@ class Row:
 
     @property
     def seconds(self) -> float | None:
+        import statistics
+
         ok = self.ok
         return statistics.median(r["seconds"] for r in ok) if ok else None
 
@@ -749,6 +871,8 @@ class Row:
         ok = self.ok
         if len(ok) < 2:
             return None
+        import statistics
+
         times = [r["seconds"] for r in ok]
         return (max(times) - min(times)) / statistics.median(times)
 
@@ -832,7 +956,8 @@ HEADERS = ["impl", "kind", "median s", "spread", "MB/s", "archive bytes", "peak 
            "zipwsgi x", "note"]
 
 
-def print_table(case: Case, rows: list[Row], rounds: int, unit: str = "round") -> None:
+def print_table(case: Case, rows: list[Row], rounds: int, unit: str = "round",
+                baseline: str | None = None) -> None:
     table = [HEADERS] + table_rows(case, rows)
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
     print(f"\n== {case.name}: {case.dataset.describe()}, {case.compression}, "
@@ -843,11 +968,15 @@ def print_table(case: Case, rows: list[Row], rounds: int, unit: str = "round") -
             for i, (cell, width) in enumerate(zip(line, widths))
         ]
         print("  ".join(cells).rstrip())
+    if baseline:
+        print(f"peak RSS includes an idle child's {baseline}")
     print(flush=True)
 
 
 def machine_description() -> str:
     """One line naming the machine, so numbers in a README say where they came from."""
+    import platform
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -877,6 +1006,8 @@ def library_versions() -> str:
 
 
 def print_markdown(results: list[tuple[Case, list[Row]]], rounds: int, baseline: float) -> None:
+    import datetime as dt
+
     print(f"### Benchmarks\n\nMeasured {dt.date.today().isoformat()} on "
           f"{machine_description()}; {library_versions()}.\nMedian of {rounds} round(s), "
           "each run in a fresh process with a warm page cache; MB/s = input bytes / wall "
@@ -900,6 +1031,8 @@ def print_markdown_tables(results: list[tuple[Case, list[Row]]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    import argparse
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="small data, 1 round by default, archives verified")
@@ -927,7 +1060,26 @@ def select_names(spec: str | None, default: list[str], known: dict, what: str) -
     return names
 
 
+def compile_zipwsgi() -> None:
+    """Byte-compile the zipwsgi package in place, as pip does for the peers' packages.
+
+    A work-tree checkout (and ``PYTHONDONTWRITEBYTECODE``) would otherwise make every
+    child compile zipwsgi from source, which costs it ~1.5 MiB of peak RSS and some
+    start-up that the installed peers never pay. Pythons read bytecode even when told not
+    to write it, so compiling once here evens that out.
+    """
+    import compileall
+
+    package = os.path.join(ROOT, "zipwsgi")
+    if os.path.isdir(package):
+        compileall.compile_dir(package, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    child_args = parse_child_args(argv)  # the usual child path: no argparse import
+    if child_args is not None:
+        return child_main(child_args)
     args = parse_args(argv)
     if args.run_one or args.baseline_rss:
         return child_main(args)
@@ -941,10 +1093,12 @@ def main(argv: list[str] | None = None) -> int:
     case_names = select_names(args.cases, default_cases, cases, "case")
     impl_names = select_names(args.impls, list(IMPLS), IMPLS, "implementation")
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    compile_zipwsgi()
     baseline = baseline_rss_mib()
+    baseline_note = baseline_text(baseline, interpreter_rss_mib())
     print(f"machine: {machine_description()}\nlibraries: {library_versions()}\n"
-          f"baseline RSS of an idle child (interpreter + harness): {baseline:.1f} MiB",
-          flush=True)
+          f"baseline RSS of an idle child: {baseline_note}; every peak RSS figure "
+          "includes it", flush=True)
 
     results = []
     for name in case_names:
@@ -957,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
             verify_case(case, impls, args.quick)
         rows = bench_case(case, impls, rounds, args.quick) if rounds > 0 else []
         if rows:
-            print_table(case, rows, rounds)
+            print_table(case, rows, rounds, baseline=baseline_note)
             results.append((case, rows))
     if args.markdown and results:
         print_markdown(results, rounds, baseline)

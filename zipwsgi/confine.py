@@ -68,7 +68,9 @@ class Root:
         """
         if "\x00" in url_path or "\\" in url_path:
             raise OutsideRootError("NUL or backslash in path")
-        parts = tuple(part for part in url_path.split("/") if part not in ("", "."))
+        parts = tuple(url_path.split("/"))
+        if "" in parts or "." in parts:
+            parts = tuple(part for part in parts if part not in ("", "."))
         if ".." in parts:
             raise OutsideRootError("'..' in path")
         if not self.show_hidden and any(_hidden(part) for part in parts):
