@@ -167,6 +167,40 @@ class FileSource(Source):
         return self.path
 
 
+class FolderFiles:
+    """What the files found in one folder by a walk share: the folder's path (with a
+    trailing separator) and how many leading characters of their archive names stand
+    for it."""
+
+    __slots__ = ("prefix", "cut")
+
+    def __init__(self, prefix: str, cut: int) -> None:
+        self.prefix = prefix
+        self.cut = cut
+
+
+class FolderFile(FileSource):
+    """A file found by a folder walk, whose archive name ends with its file name.
+
+    Its path is rebuilt from the folder's and the end of that name when needed, so it
+    keeps no path string of its own: about 100 bytes less for each file of an archive,
+    which is a fifth of the metadata of a file entry. (The ``path`` slot it inherits
+    stays empty.)
+    """
+
+    __slots__ = ("folder", "name")
+
+    def __init__(self, folder: FolderFiles, name: str, st: os.stat_result) -> None:
+        self.folder = folder
+        self.name = name
+        self.size = st.st_size
+        self._mtime_ns = st.st_mtime_ns
+
+    @property  # type: ignore[override]
+    def path(self) -> str:
+        return self.folder.prefix + self.name[self.folder.cut :]
+
+
 class _FileReader(Reader):
     __slots__ = ("fd", "path", "size")
 
