@@ -563,3 +563,45 @@ def test_a_missing_reader_skips_or_fails(monkeypatch, require):
     expected_outcome = pytest.fail.Exception if require else pytest.skip.Exception
     with pytest.raises(expected_outcome, match="unzip"):
         readers.check_unzip("/nonexistent.zip")
+
+
+def test_walked_files_are_read_from_where_they_were_found(tmp_path, save):
+    """Walked files rebuild their paths from their folder and archive name; files whose
+    name was rewritten (a backslash) or that are links keep their own path. All of them
+    must read back their own bytes, also in a second pass over a folder with the same
+    name elsewhere (paths are per walk, not per name)."""
+    root = tmp_path / "tree"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    files = {
+        "plain.txt": b"plain",
+        "sub/inner.txt": b"inner",
+        "sub/deeper/deep.txt": b"deep",
+        "back\\slash.txt": b"backslash",
+    }
+    for rel, data in files.items():
+        (root / rel).write_bytes(data)
+    os.symlink("sub/inner.txt", root / "link.txt")
+    other = tmp_path / "elsewhere" / "tree"
+    other.mkdir(parents=True)
+    (other / "plain.txt").write_bytes(b"other plain")
+
+    zs = ZipStream()
+    zs.add_path(root, "a/tree")
+    zs.add_path(other, "b/tree")
+    expected = {
+        "a/": None, "b/": None, "a/tree/": None, "a/tree/sub/": None,
+        "a/tree/sub/deeper/": None, "b/tree/": None,
+        "a/tree/plain.txt": b"plain",
+        "a/tree/sub/inner.txt": b"inner",
+        "a/tree/sub/deeper/deep.txt": b"deep",
+        "a/tree/back/slash.txt": b"backslash",
+        "a/tree/link.txt": b"inner",
+        "b/tree/plain.txt": b"other plain",
+    }
+    expected = {name: data for name, data in expected.items() if name in zs.names}
+    assert {n for n in zs.names if not n.endswith("/")} == {
+        n for n, d in expected.items() if d is not None
+    }
+    path = save(zs)
+    check_all(path, expected, java=False)
+    assert Path(save(zs)).read_bytes() == Path(path).read_bytes()  # a second pass
