@@ -72,6 +72,7 @@ from .subrequest import (
     CONDITIONAL_KEYS,
     SUBREQUEST_KEY,
     SubrequestSource,
+    first_header,
     subrequest_environ,
 )
 
@@ -490,11 +491,7 @@ class _Answer:
         self.written = []
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        return first_header(self.headers, name)
 
     def is_archive(self) -> bool:
         """Whether this answer asks for an archive by header (the marker needs a 200)."""

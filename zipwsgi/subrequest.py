@@ -104,6 +104,15 @@ def subrequest_environ(
     return sub
 
 
+def first_header(headers: Sequence[tuple[str, str]], name: str) -> Optional[str]:
+    """The first value of header ``name`` (any case) in a WSGI header list, or None."""
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
 class _Response:
     """What one call of the app produced: status, headers, and the body still unread."""
 
@@ -124,11 +133,7 @@ class _Response:
         return self.written.append
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        return first_header(self.headers, name)
 
 
 def _close(body: Any) -> None:
