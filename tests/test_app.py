@@ -17,7 +17,7 @@ from share_tree import check_zip, file_names, make_share
 from webtest import TestApp
 
 from zipwsgi import ZipApp
-from zipwsgi.listing import LISTING_CSP
+from zipwsgi.app.listing import LISTING_CSP
 
 
 @pytest.fixture()
@@ -458,7 +458,7 @@ def test_unreadable_entries_are_left_out(
     locked = str(root / "docs" / "a.txt")
     real_access = os.access
     monkeypatch.setattr(
-        "zipwsgi.confine.os.access", lambda path, mode: path != locked and real_access(path, mode)
+        "zipwsgi.paths.os.access", lambda path, mode: path != locked and real_access(path, mode)
     )
     assert ticked_names(app.get("/docs/").text) == ["b"]
     assert file_names(check_zip(app.get("/docs.zip").body)) == ["docs/b/c.txt"]

@@ -17,8 +17,8 @@ from share_tree import HIDDEN_SECRET, SECRET, check_zip, make_share
 from webtest import TestApp, TestResponse
 
 from zipwsgi import ZipApp
-from zipwsgi.confine import Root
 from zipwsgi.errors import OutsideRootError
+from zipwsgi.paths import Root
 
 
 @pytest.fixture()
@@ -198,7 +198,7 @@ def test_unreadable_folder_is_403_not_a_crash(
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr("zipwsgi.confine.os.scandir", scandir)
+    monkeypatch.setattr("zipwsgi.paths.os.scandir", scandir)
     for url in ("/docs/b/", "/docs/b.zip", "/docs.zip", "/docs/?path=b"):
         response = app.get(url, status="*")
         assert response.status_int == 403

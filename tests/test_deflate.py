@@ -24,8 +24,11 @@ from typing import Iterator, Optional
 
 import pytest
 
-from zipwsgi import SourceChangedError, ZipStream, codecs, deflate
-from zipwsgi.codecs import FAST
+from zipwsgi import SourceChangedError, ZipStream
+from zipwsgi.engine import compression as codecs
+from zipwsgi.engine import deflate
+from zipwsgi.engine.compression import FAST
+from zipwsgi.formats.zip.layout import deflate_bound
 
 B = 64 * 1024  # the smallest block size deflate.py accepts
 
@@ -146,7 +149,7 @@ def test_the_planned_bound_holds_for_every_level(level, kind: str) -> None:
     data = noise(size) if kind == "noise" else bytes(rnd.randrange(144, 256) for _ in range(size))
     zs = ZipStream("deflate", level=level)
     zs.add(data, "x")
-    assert len(raw_member(b"".join(zs), "x")) <= codecs.deflate_bound(size)
+    assert len(raw_member(b"".join(zs), "x")) <= deflate_bound(size)
 
 
 def test_ratio_stays_that_of_one_stream() -> None:
@@ -344,7 +347,8 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} hidden for this test")
 
 sys.meta_path.insert(0, Block())
-from zipwsgi import ZipStream, codecs
+from zipwsgi import ZipStream
+from zipwsgi.engine import compression as codecs
 assert codecs._zlib_ng is None and codecs._isal_zlib is None
 assert codecs.CRC32_IMPLEMENTATION == "zlib", codecs.CRC32_IMPLEMENTATION
 data = b"".join(b"line %d of some text\n" % i for i in range(300000))

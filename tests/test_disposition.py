@@ -15,7 +15,7 @@ import webob
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zipwsgi.disposition import archive_filename, content_disposition
+from zipwsgi.http.disposition import archive_filename, content_disposition
 
 _PRINTABLE_ASCII_LINE = re.compile(r"[ -~]+")
 # Unicode bidi controls, which content_disposition drops on purpose.

@@ -31,7 +31,7 @@ from zipwsgi import (
     SourceUnavailableError,
     ZipStream,
 )
-from zipwsgi.names import normalise_name
+from zipwsgi.paths import normalise_name
 
 COMPRESSIONS = ["stored", "deflate"]
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from readers import parse_zip
 
 from zipwsgi import ZipStream
-from zipwsgi.sources import Reader, Source
+from zipwsgi.engine.sources import Reader, Source
 
 # --- instrumented sources ----------------------------------------------------------------------
 

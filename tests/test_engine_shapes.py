@@ -36,7 +36,7 @@ from readers import (
 )
 
 from zipwsgi import ZipStream
-from zipwsgi.stream import DEFAULT_MTIME
+from zipwsgi.engine.stream import DEFAULT_MTIME
 
 FLAG_DESCRIPTOR = 1 << 3
 FLAG_UTF8 = 1 << 11

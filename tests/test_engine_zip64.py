@@ -31,8 +31,8 @@ from readers import (
 )
 
 from zipwsgi import ZipStream
-from zipwsgi import zipformat as zf
-from zipwsgi.codecs import deflate_bound
+from zipwsgi.formats.zip import records as zf
+from zipwsgi.formats.zip.layout import deflate_bound
 
 MAX32 = 0xFFFFFFFF
 LIMIT = 1000  # lowered ZIP64_LIMIT

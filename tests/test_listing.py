@@ -29,7 +29,7 @@ from browser import (
 )
 from webob import Request, Response
 
-from zipwsgi.listing import LISTING_CSP, ListingEntry, human_size, render_listing
+from zipwsgi.app.listing import LISTING_CSP, ListingEntry, human_size, render_listing
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zipwsgi.errors import ManifestError
-from zipwsgi.manifest import ManifestEntry, format_manifest, parse_manifest
+from zipwsgi.http.manifest import ManifestEntry, format_manifest, parse_manifest
 
 
 def entry(

@@ -23,8 +23,8 @@ import webob
 import webtest
 
 from zipwsgi import ZipMiddleware, ZipStream
+from zipwsgi.engine.sources import FileSource
 from zipwsgi.errors import SourceChangedError, SubrequestError
-from zipwsgi.sources import FileSource
 
 FILE1 = b"This is the first file.\n"  # mod_zip's own test data
 FILE2 = b"This is the second file.\n"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
+from zipwsgi._version import __version__
+from zipwsgi.engine.stream import ZipStream
+from zipwsgi.errors import (
     ArchiveNameError,
     DuplicateNameError,
     ManifestError,
@@ -19,19 +20,18 @@ from .errors import (
     SourceUnavailableError,
     ZipwsgiError,
 )
-from .stream import ZipStream
 
 if TYPE_CHECKING:
-    from .app import ZipApp
-    from .disposition import content_disposition
-    from .middleware import ZipMiddleware
-    from .responses import archive_response
+    from zipwsgi.app import ZipApp
+    from zipwsgi.http.disposition import content_disposition
+    from zipwsgi.http.middleware import ZipMiddleware
+    from zipwsgi.http.responses import archive_response
 
 _LAZY = {
     "ZipApp": "app",
-    "ZipMiddleware": "middleware",
-    "archive_response": "responses",
-    "content_disposition": "disposition",
+    "ZipMiddleware": "http.middleware",
+    "archive_response": "http.responses",
+    "content_disposition": "http.disposition",
 }
 
 

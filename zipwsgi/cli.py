@@ -30,7 +30,7 @@ from zipwsgi._version import __version__
 from zipwsgi.errors import ZipwsgiError
 
 if TYPE_CHECKING:
-    from zipwsgi.stream import ZipStream
+    from zipwsgi.engine.stream import ZipStream
 
 __all__ = ["main"]
 
@@ -150,7 +150,7 @@ class _Progress:
         self.stream.flush()
 
     def _draw(self) -> None:
-        from zipwsgi.listing import human_size
+        from zipwsgi.app.listing import human_size
 
         if self.total:
             filled = self.WIDTH * self.done // self.total
@@ -167,9 +167,9 @@ class _Progress:
 
 def _build_stream(args: argparse.Namespace, pairs: Sequence[tuple[str, str]]) -> ZipStream:
     try:
-        from zipwsgi.stream import ZipStream
+        from zipwsgi.engine.stream import ZipStream
     except ImportError as exc:
-        raise CommandError(f"the zip engine (zipwsgi.stream) is not available: {exc}") from exc
+        raise CommandError(f"the zip engine (zipwsgi.engine.stream) is not available: {exc}") from exc
     if args.level is None:
         zs = ZipStream(compression=args.compression)
     else:

@@ -1,7 +1,7 @@
 """The lazy archive stream: a plain iterable of ``bytes``, exactly sized, rangeable.
 
 ``ZipStream`` is what users build; iterating it (or a range of it) walks the
-:class:`~zipwsgi.plan.Plan` and pulls bytes from each entry's source only when the walk
+:class:`~zipwsgi.engine.plan.Plan` and pulls bytes from each entry's source only when the walk
 gets there. Every iteration is an independent pass with its own ``close()``, so a WSGI
 server can stream it, WebOb can range it, and a disconnect closes the one open file.
 """
@@ -13,20 +13,21 @@ import stat
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
-from .codecs import Level, check_level, crc32, deflate_implementation
-from .errors import (
+from zipwsgi.engine.compression import Level, check_level, crc32, deflate_implementation
+from zipwsgi.engine.plan import Plan
+from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Reader, Source, source_for
+from zipwsgi.errors import (
     DuplicateNameError,
     SourceChangedError,
     SourceError,
     SourceUnavailableError,
 )
-from .names import normalise_name
-from .plan import DEFLATE, STORED, ArchiveLayout, Entry, EntryRecord, Plan
-from .sources import FileSource, FolderFile, FolderFiles, Reader, Source, source_for
-from .ziplayout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
+from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry, EntryRecord
+from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
+from zipwsgi.paths import is_within, normalise_name
 
 if TYPE_CHECKING:
-    from .deflate import ParallelDeflate
+    from zipwsgi.engine.deflate import ParallelDeflate
 
 
 
@@ -234,7 +235,7 @@ class ArchiveStream:
                 if child.is_symlink():
                     plain = False
                     link, target = target, os.path.realpath(target)
-                    if not _is_within(target, walk.root):
+                    if not is_within(target, walk.root):
                         _warn("skipping symlink leaving %s: %s", walk.root, link)
                         continue
                     child_st = os.stat(target)
@@ -375,7 +376,7 @@ class ArchiveStream:
         """
         import hashlib  # here, not at the top: OpenSSL adds ~4 MiB to every process
 
-        from .deflate import BLOCK_SIZE
+        from zipwsgi.engine.deflate import BLOCK_SIZE
 
         settings = sorted(vars(self._layout).items())
         digest = hashlib.sha256(
@@ -476,14 +477,14 @@ class ZipStream(ArchiveStream):
     """A zip archive, streamed lazily. See the README for the whole API.
 
     ``compression`` is ``"stored"`` (exact size known, ranges cheap) or ``"deflate"``;
-    ``charset`` controls name encoding (see :class:`~zipwsgi.ziplayout.ZipLayout`).
+    ``charset`` controls name encoding (see :class:`~zipwsgi.formats.zip.layout.ZipLayout`).
 
     ``level`` (also per entry in ``add``) is a zlib level 0-9 (default 6), compressed by
     zlib-ng when installed, or ``"fast"``: isal level 3 when installed (~200 MB/s per
     core, ratio ~3 on text), else zlib-ng level 2, else zlib level 1.
     ``workers`` is how many threads compress deflated entries in parallel during each
     pass (default: the CPUs available; 0 compresses in the iterating thread). The bytes
-    are the same for any number of workers; see :mod:`zipwsgi.deflate`.
+    are the same for any number of workers; see :mod:`zipwsgi.engine.deflate`.
 
     ``precompute_crc=True`` reads each stored entry of unknown CRC once before writing
     its header, so no entry needs a data descriptor: Java's ``ZipInputStream`` (and any
@@ -771,7 +772,7 @@ class _Writer:
         if engine is None:
             # Imported on first use: its thread pool machinery costs ~1.5 MiB that
             # archives of stored entries never need.
-            from .deflate import ParallelDeflate
+            from zipwsgi.engine.deflate import ParallelDeflate
 
             engine = self._deflate = ParallelDeflate(self.entries, _open, self.stream.workers)
             weakref.finalize(self, engine.close)
@@ -847,10 +848,6 @@ def _check_compression(value: str) -> str:
     if value not in _COMPRESSIONS:
         raise ValueError(f"compression must be one of {_COMPRESSIONS}, not {value!r}")
     return value
-
-
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 __all__ = ["ArchiveStream", "ZipStream", "DEFAULT_CHUNK_SIZE", "DEFAULT_MTIME"]

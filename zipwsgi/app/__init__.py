@@ -24,12 +24,12 @@ A folder's zip holds the folder itself (``docs.zip`` holds ``docs/...``, like ``
 a selection's zip holds the selected entries at its top, under their paths relative to
 the folder, and is named after the one entry selected, or else after the folder.
 
-Every zip goes out through :func:`~zipwsgi.responses.archive_response`, so HEAD, Range,
+Every zip goes out through :func:`~zipwsgi.http.responses.archive_response`, so HEAD, Range,
 ETag and 304 behave as in the middleware. Errors are small HTML pages (400, 403, 404, 405,
 411, 413, 415) that never echo paths; an unexpected failure is logged and answered with a plain 500.
 
 Security note: nothing outside the root is ever read or listed, whatever the path
-(:mod:`zipwsgi.confine` has the rules); names starting with a dot are invisible unless
+(:mod:`zipwsgi.paths` has the rules); names starting with a dot are invisible unless
 ``show_hidden``. Served files carry ``Content-Security-Policy: sandbox``, so an HTML file
 in the tree cannot run script as this origin.
 """
@@ -47,11 +47,11 @@ from urllib.parse import quote, unquote_to_bytes
 
 import webob
 
-from .confine import Root
-from .errors import ArchiveNameError, OutsideRootError
-from .listing import LISTING_CSP, ListingEntry, render_listing
-from .responses import archive_response
-from .stream import ZipStream
+from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
+from zipwsgi.engine.stream import ZipStream
+from zipwsgi.errors import ArchiveNameError, OutsideRootError
+from zipwsgi.http.responses import archive_response
+from zipwsgi.paths import Root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -1,20 +1,21 @@
-"""Confinement: which paths under a served folder exist for the outside world.
+"""The one path policy: what a name inside an archive may be, and which paths on disk a
+request may reach.
 
-The standalone app hands out whatever lies below its root, so this module is the one
-place that decides what "below" means, and what is visible there:
+Every rule about paths lives here, once, and the engine, the middleware and the app
+import it rather than restating it:
 
-- A URL path is split on ``/`` only. ``..``, NUL and backslashes are refused outright
-  (:class:`~zipwsgi.errors.OutsideRootError`); empty and ``.`` segments are dropped.
-  Percent-decoding is the server's job (PEP 3333), and nothing here decodes a second
+- :func:`normalise_name`: the safe, canonical form of an archive name, so no archive we
+  write can make an extractor create a file outside its target folder.
+- :func:`split_url_path` and :class:`Root`: a decoded URL path is split on ``/`` only;
+  ``..``, NUL and backslashes are refused outright; every step is resolved and must stay
+  inside the root's real path, so a symlink that leaves the root is never followed.
+  Percent-decoding is the server's job (PEP 3333) and nothing here decodes a second
   time, so ``%252e%252e`` stays a literal, harmless name.
-- Every step of the path is resolved with ``realpath`` and must stay inside the root's
-  real path, so a symlink that leaves the root is never followed, even one that leads
-  back in later.
-- Names starting with a dot are invisible (as if absent) unless ``show_hidden``; the
+- :func:`is_within`: the containment test every symlink check uses.
+- Names starting with a dot are invisible in a :class:`Root` unless ``show_hidden``; the
   check runs on the resolved path too, so a visible link to a hidden folder is hidden.
-- Folder contents follow the engine's rule (:meth:`ZipStream.add_path`): a symlink is
-  followed only while its target stays inside the folder being zipped. One walk
-  (:meth:`Root.walk`) serves the page, its sizes and the zip, so they always agree.
+- Folder contents: a symlink is followed only while its target stays inside the folder
+  being walked; a folder is entered again only when it is not one of its own ancestors.
 
 Security note: checks and use are separate system calls, so someone who can write into
 the served tree could swap a component for a symlink in between. Serve trees that
@@ -24,16 +25,71 @@ untrusted local users cannot write to; remote clients can only name paths.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .errors import OutsideRootError
+from zipwsgi.errors import ArchiveNameError, OutsideRootError
 
-__all__ = ["Child", "Root"]
+__all__ = ["Child", "Root", "normalise_name", "is_within", "split_url_path"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# Anything that normalisation would change or refuse: a backslash, NUL, an empty, "." or
+# ".." segment (or any segment starting with a dot, to keep the test simple), a leading
+# slash or drive letter, a trailing slash. Names without any of these are already
+# canonical and skip the split and join (one regex search instead of ~2 µs per name).
+_NEEDS_WORK = re.compile(r"[\\\x00]|//|/\.|^[/.]|/$|^[A-Za-z]:")
+
+
+def normalise_name(name: str, *, is_dir: bool = False) -> str:
+    """Return the safe, canonical form of ``name``; raise ``ArchiveNameError`` if there is none.
+
+    Backslashes become ``/`` (Windows users type them, Windows extractors obey them);
+    leading ``/``, drive letters and ``.`` components are dropped because they carry no
+    meaning inside an archive; ``..`` and NUL are refused outright because silently
+    rewriting them would hide an attack or a bug in the caller.
+    """
+    if not isinstance(name, str):
+        raise ArchiveNameError(f"archive name must be str, not {type(name).__name__}: {name!r}")
+    if name and not _NEEDS_WORK.search(name):
+        return name + "/" if is_dir else name
+    if "\x00" in name:
+        raise ArchiveNameError(f"archive name contains NUL: {name!r}")
+    path = _DRIVE.sub("", name.replace("\\", "/"))
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ArchiveNameError(f"archive name escapes the extraction folder: {name!r}")
+    if not parts:
+        raise ArchiveNameError(f"archive name is empty after normalisation: {name!r}")
+    joined = "/".join(parts)
+    return joined + "/" if is_dir else joined
+
+
+def is_within(path: str, root: str) -> bool:
+    """True if the real path ``path`` is ``root`` or lies below it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def split_url_path(url_path: str) -> tuple[str, ...]:
+    """The segments of a decoded, ``/``-separated path; empty and ``.`` segments dropped.
+
+    Raises :class:`OutsideRootError` for ``..``, NUL or a backslash anywhere: a request
+    that tries to climb is refused, never quietly rewritten.
+    """
+    if "\x00" in url_path or "\\" in url_path:
+        raise OutsideRootError("NUL or backslash in path")
+    parts = tuple(url_path.split("/"))
+    if "" in parts or "." in parts:
+        parts = tuple(part for part in parts if part not in ("", "."))
+    if ".." in parts:
+        raise OutsideRootError("'..' in path")
+    return parts
+
+
 
 
 @dataclass(frozen=True)
@@ -66,13 +122,7 @@ class Root:
         Raises :class:`OutsideRootError` for ``..``, NUL or a backslash anywhere, and
         :class:`FileNotFoundError` for a hidden segment (unless ``show_hidden``).
         """
-        if "\x00" in url_path or "\\" in url_path:
-            raise OutsideRootError("NUL or backslash in path")
-        parts = tuple(url_path.split("/"))
-        if "" in parts or "." in parts:
-            parts = tuple(part for part in parts if part not in ("", "."))
-        if ".." in parts:
-            raise OutsideRootError("'..' in path")
+        parts = split_url_path(url_path)
         if not self.show_hidden and any(_hidden(part) for part in parts):
             raise FileNotFoundError("hidden path")
         return parts
@@ -117,7 +167,7 @@ class Root:
             # no "..", "/" or NUL through); only a symlink's target must be checked.
             if is_link:
                 current, st = os.path.realpath(candidate), None
-                if not _within(current, self.path):
+                if not is_within(current, self.path):
                     raise OutsideRootError("path leaves the root")
             else:
                 current = candidate
@@ -154,7 +204,7 @@ class Root:
             target = entry.path
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
-                if not _within(target, walk_root) or not self._visible(target):
+                if not is_within(target, walk_root) or not self._visible(target):
                     continue
             try:
                 st = os.stat(target)
@@ -221,5 +271,3 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

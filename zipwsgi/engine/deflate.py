@@ -40,10 +40,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generator, Iterator, Optional, Sequence
 
-from .codecs import FAST, CompressorFactory, crc32, deflater
-from .errors import SourceChangedError
-from .plan import DEFLATE, Entry
-from .sources import BytesSource, FileSource, Reader
+from zipwsgi.engine.compression import FAST, CompressorFactory, crc32, deflater
+from zipwsgi.engine.sources import BytesSource, FileSource, Reader
+from zipwsgi.errors import SourceChangedError
+from zipwsgi.formats.entry import DEFLATE, Entry
 
 #: Bytes per independently compressed block. 1 MiB keeps the per-block costs (a new
 #: compressor, priming it with 32 KiB, 5 bytes of sync marker) under 3% of the work.

@@ -1,4 +1,4 @@
-"""Manifest roots: URL prefixes mapped to folders, each a :class:`~zipwsgi.confine.Root`.
+"""Manifest roots: URL prefixes mapped to folders, each a :class:`~zipwsgi.paths.Root`.
 
 A manifest line such as ``- 24 /files/report%20May.txt report.txt`` names a *URL path*;
 with ``roots={"/files/": "/srv/files"}`` the middleware reads ``/srv/files/report May.txt``
@@ -13,7 +13,7 @@ straight from disk instead of asking the app for it::
 Security note: the location is untrusted input (it often carries user-chosen names) and
 arrives here percent-decoded once by the manifest parser, so ``%2e%2e`` and ``%2F`` are
 judged as the ``..`` and ``/`` they are. The rest of the path after its prefix is
-confined by the same policy as the standalone app (:mod:`zipwsgi.confine`): ``..``, NUL
+confined by the same policy as the standalone app (:mod:`zipwsgi.paths`): ``..``, NUL
 and backslashes refused, every step resolved with ``realpath`` and kept inside the
 root's real path, so no symlink leads out. Hidden names are *not* refused here: the app
 wrote the manifest and may list them on purpose. :class:`~zipwsgi.sources.FileSource`
@@ -26,17 +26,12 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Union
 
-from .confine import Root
-from .errors import OutsideRootError
+from zipwsgi.errors import OutsideRootError
+from zipwsgi.paths import Root
 
-__all__ = ["Roots", "has_dot_dot"]
+__all__ = ["Roots"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def has_dot_dot(location: str) -> bool:
-    """True if any ``/``-separated segment of a decoded location is ``..``."""
-    return ".." in location.replace("\\", "/").split("/")
 
 
 class Roots:
@@ -71,21 +66,17 @@ class Roots:
                 return prefix, location[len(prefix) :]
         return None
 
-    def resolve(self, location: str) -> Optional[str]:
-        """The real path on disk for ``location``, or None if it is under no prefix.
+    def locate(
+        self, location: str, folders: Optional[dict[str, str]] = None
+    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
+        """The real path on disk for ``location`` and, when one step found it for free,
+        its stat (see :meth:`Root.locate`, which also explains ``folders``); None if the
+        location is under no prefix.
 
         Raises :class:`~zipwsgi.errors.OutsideRootError` if the location tries to leave
         its root in any way, :class:`NotADirectoryError` if the root folder is missing.
         Does not check that the file exists.
         """
-        located = self.locate(location)
-        return None if located is None else located[0]
-
-    def locate(
-        self, location: str, folders: Optional[dict[str, str]] = None
-    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
-        """:meth:`resolve`, with the file's stat when one step found it for free (see
-        :meth:`Root.locate`, which also explains ``folders``)."""
         matched = self.match(location)
         if matched is None:
             return None

@@ -20,8 +20,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from .errors import SubrequestError
-from .sources import ChunkReader, Reader, Source
+from zipwsgi.engine.sources import ChunkReader, Reader, Source
+from zipwsgi.errors import SubrequestError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment

@@ -12,8 +12,8 @@ from typing import Iterable, Iterator, Mapping, Optional, Union
 
 import webob
 
-from .disposition import archive_filename, content_disposition
-from .stream import ArchiveStream
+from zipwsgi.engine.stream import ArchiveStream
+from zipwsgi.http.disposition import archive_filename, content_disposition
 
 ZIP_CONTENT_TYPE = "application/zip"
 

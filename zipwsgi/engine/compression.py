@@ -123,17 +123,3 @@ def deflate_implementation(level: Level) -> str:
     module, number = _choose(level)
     name = {id(_isal_zlib): "isal", id(_zlib_ng): "zlib-ng"}.get(id(module), "zlib")
     return f"{name} level {number}"
-
-
-def deflate_bound(size: int) -> int:
-    """An upper bound of the deflate data this package writes for ``size`` input bytes,
-    whatever the level and library: it decides, before streaming, whether an entry needs
-    zip64, so it must never be beaten.
-
-    zlib's own formula (``size / 3000`` over) is not enough here: zlib-ng's level 1 codes
-    incompressible bytes with static Huffman codes and never falls back to stored blocks,
-    up to 9 bits a byte (12.5% more; zlib-ng's deflateBound says the same), and the
-    parallel writer ends every block of at least 64 KiB with a sync flush (at most 6
-    bytes). Being generous costs only a zip64 record on entries of 3.5-4 GiB.
-    """
-    return size + (size >> 3) + 6 * ((size >> 16) + 1) + 256

@@ -9,16 +9,16 @@ A response becomes a zip in one of two ways:
 
 1. **nginx mod_zip's protocol**: the header ``X-Archive-Files: zip`` and a manifest body,
    one ``<crc32|-> <size> <location> <archive name>`` line per entry (see
-   :mod:`zipwsgi.manifest`). Locations under a ``roots`` prefix are read from disk;
+   :mod:`zipwsgi.http.manifest`). Locations under a ``roots`` prefix are read from disk;
    any other location is fetched by a sub-request to the wrapped app
-   (:mod:`zipwsgi.subrequest`). ``X-Archive-Charset`` and ``X-Archive-Pass-Headers``
+   (:mod:`zipwsgi.http.subrequest`). ``X-Archive-Charset`` and ``X-Archive-Pass-Headers``
    work as in mod_zip; no ``X-Archive-*`` header ever reaches the client.
 2. **A marker object**: the app's WSGI iterable *is* a
-   :class:`~zipwsgi.stream.ZipStream` (possibly inside the wrapper its framework puts
+   :class:`~zipwsgi.engine.stream.ZipStream` (possibly inside the wrapper its framework puts
    around a body: werkzeug's ``ClosingIterator``, Bottle's ``_closeiter``, Django's
    ``StreamingHttpResponse``).
 
-Either way the archive is answered by :func:`~zipwsgi.responses.archive_response` for
+Either way the archive is answered by :func:`~zipwsgi.http.responses.archive_response` for
 the *client's* request, so Content-Length, Range/If-Range, ETag/Last-Modified, 304, 416
 and HEAD are the same as everywhere else in zipwsgi. Everything else passes through.
 
@@ -44,7 +44,7 @@ client never receives a broken archive. After the first byte an error is logged 
 re-raised, so the server cuts the connection and the client sees a short download.
 
 Security note: a manifest location is confined to its root after percent-decoding and
-resolving symlinks (:mod:`zipwsgi.roots`); a ``..`` segment is refused in every location,
+resolving symlinks (:mod:`zipwsgi.http.roots`); a ``..`` segment is refused in every location,
 also those sent as sub-requests. Sub-requests run the app with the client's ``Host``
 and only the request headers the app names in ``X-Archive-Pass-Headers``.
 """
@@ -62,19 +62,20 @@ import webob
 from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
-from .errors import ArchiveNameError, ManifestError, OutsideRootError, SubrequestError
-from .manifest import ManifestEntry, parse_manifest
-from .responses import archive_response
-from .roots import Roots, has_dot_dot
-from .sources import FileSource
-from .stream import ArchiveStream, ZipStream
-from .subrequest import (
+from zipwsgi.engine.sources import FileSource
+from zipwsgi.engine.stream import ArchiveStream, ZipStream
+from zipwsgi.errors import ArchiveNameError, ManifestError, OutsideRootError, SubrequestError
+from zipwsgi.http.manifest import ManifestEntry, parse_manifest
+from zipwsgi.http.responses import archive_response
+from zipwsgi.http.roots import Roots
+from zipwsgi.http.subrequest import (
     CONDITIONAL_KEYS,
     SUBREQUEST_KEY,
     SubrequestSource,
     first_header,
     subrequest_environ,
 )
+from zipwsgi.paths import split_url_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -289,9 +290,11 @@ class ZipMiddleware:
     def _locate(
         self, entry: ManifestEntry, folders: dict[str, str]
     ) -> Optional[tuple[str, Optional[os.stat_result]]]:
-        if has_dot_dot(entry.location):
-            raise _EntryError(f"location {entry.location!r} contains a '..' segment",
-                              "location outside the allowed folders")
+        try:
+            split_url_path(entry.location.partition("?")[0])
+        except OutsideRootError as exc:
+            raise _EntryError(f"location {entry.location!r}: {exc}",
+                              "location outside the allowed folders") from None
         try:
             return self.roots.locate(entry.location, folders)
         except OutsideRootError as exc:
