@@ -11,23 +11,22 @@ from __future__ import annotations
 import os
 import stat
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32, deflate_implementation
 from zipwsgi.engine.plan import Plan
-from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Reader, Source, source_for
+from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Source, source_for
+from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
     DuplicateNameError,
-    SourceChangedError,
-    SourceError,
     SourceUnavailableError,
 )
-from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry, EntryRecord
+from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
 from zipwsgi.paths import is_within, normalise_name
 
 if TYPE_CHECKING:
-    from zipwsgi.engine.deflate import ParallelDeflate
+    pass
 
 
 
@@ -96,7 +95,7 @@ class ArchiveStream:
         # instead of one per entry (28 bytes each).
         self._shared_ints: dict[Any, Any] = {}
         self._plan: Optional[Plan] = None
-        self._passes: weakref.WeakSet[_Pass] = weakref.WeakSet()
+        self._passes: weakref.WeakSet[Pass] = weakref.WeakSet()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -359,6 +358,16 @@ class ArchiveStream:
     __len__ = _LengthWhenKnown()
 
     @property
+    def content_type(self) -> str:
+        """The media type HTTP answers carry (the format's; a compressed tar overrides)."""
+        return self._layout.content_type
+
+    @property
+    def extension(self) -> str:
+        """The usual ending of a download name for this archive, e.g. ``".zip"``."""
+        return self._layout.extension
+
+    @property
     def names(self) -> list[str]:
         return [entry.name for entry in self._entries]
 
@@ -406,7 +415,7 @@ class ArchiveStream:
     def __iter__(self) -> Iterator[bytes]:
         return self.app_iter_range(0, None)
 
-    def app_iter_range(self, start: int = 0, stop: Optional[int] = None) -> "_Pass":
+    def app_iter_range(self, start: int = 0, stop: Optional[int] = None) -> Pass:
         """Bytes ``[start, stop)`` of the archive, lazily (WebOb's Range protocol).
 
         Nothing is opened until the result is iterated (WebOb calls this for HEAD too).
@@ -419,8 +428,8 @@ class ArchiveStream:
             stop = size if stop is None else max(start, min(stop, size))
         elif stop is not None:
             stop = max(start, stop)
-        gen = _Writer(self).generate(start, stop)
-        iterator = _Pass(gen)
+        gen = Writer(self).generate(start, stop)
+        iterator = Pass(gen)
         self._passes.add(iterator)
         return iterator
 
@@ -514,334 +523,6 @@ class ZipStream(ArchiveStream):
             workers=workers,
             precompute_crc=precompute_crc,
         )
-
-
-class _Pass:
-    """One iteration over an archive; ``close()`` ends it and closes its open source."""
-
-    __slots__ = ("_gen", "__weakref__")
-
-    def __init__(self, gen: Iterator[bytes]) -> None:
-        self._gen = gen
-
-    def __iter__(self) -> "_Pass":
-        return self
-
-    def __next__(self) -> bytes:
-        return next(self._gen)
-
-    def close(self) -> None:
-        self._gen.close()  # type: ignore[attr-defined]
-
-
-class _Batcher:
-    """Joins small pieces into chunks of about ``limit`` bytes: fewer, larger writes."""
-
-    __slots__ = ("limit", "pieces", "size")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pieces: list[bytes] = []
-        self.size = 0
-
-    def add(self, piece: bytes) -> Optional[bytes]:
-        """Queue ``piece``; return a chunk when one is ready to leave."""
-        self.pieces.append(piece)
-        self.size += len(piece)
-        if self.size >= self.limit:
-            return self.take()
-        return None
-
-    def push(self, piece: bytes) -> tuple[bytes, ...]:
-        """Queue ``piece`` and return what may leave now: a big piece goes out as it is
-        (after what was queued before it), small ones wait to be joined."""
-        if len(piece) >= self.limit // 2:
-            return (self.take(), piece) if self.size else (piece,)
-        ready = self.add(piece)
-        return (ready,) if ready else ()
-
-    def put(self, piece: bytes, length: int) -> None:
-        """Queue ``piece`` without taking, counting ``length`` bytes (the sized writer
-        knows an entry's length from the plan and counts it once, with its last piece).
-        The caller checks ``size`` afterwards."""
-        self.pieces.append(piece)
-        self.size += length
-
-    def take(self) -> bytes:
-        out = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
-        self.pieces, self.size = [], 0
-        return out
-
-
-class _Writer:
-    """Produces the bytes of one pass. Kept apart from ArchiveStream so passes share nothing
-    but the entries (and the CRCs they learn, which are facts about the data)."""
-
-    def __init__(self, stream: ArchiveStream) -> None:
-        self.stream = stream
-        self.layout = stream._layout
-        self.entries = stream._entries
-        self.chunk = stream.chunk_size
-
-    def generate(self, start: int, stop: Optional[int]) -> Iterator[bytes]:
-        plan = self.stream.plan
-        if plan.size is not None:
-            return self._sized(plan, start, stop if stop is not None else plan.size)
-        return _slice(self._sequential(), start, stop)
-
-    # -- sized archives: every offset is known; start anywhere ----------------------------
-
-    def _sized(self, plan: Plan, start: int, stop: int) -> Iterator[bytes]:
-        layout, entries = self.layout, self.entries
-        offsets, data_offsets = plan.offsets, plan.data_offsets
-        count = len(entries)
-        batch = _Batcher(self.chunk)
-        put = batch.put
-        pos = start
-        index = plan.entry_at(start) if start < plan.trailer_offset else count  # type: ignore[operator]
-        small = self.chunk
-        while index < count and pos < stop:
-            entry = entries[index]
-            offset = offsets[index]
-            data_at = data_offsets[index]
-            data_size = 0 if entry.is_dir else entry.size
-            footer_at = data_at + data_size  # type: ignore[operator]
-            index += 1
-            end = offsets[index] if index < count else plan.trailer_offset
-            if pos == offset and end <= stop and data_size <= small:  # type: ignore[operator]
-                # The speed path for small files (most entries of most archives): a whole
-                # entry in one read, its records packed straight into the batch; no
-                # generator, no Reader, no record object. ~40% faster per file.
-                if entry.is_dir:
-                    put(layout.header(entry, offset), end - offset)  # type: ignore[operator]
-                else:
-                    data = self._small_data(entry)  # first: a crc_ahead header needs its CRC
-                    put(layout.header(entry, offset), 0)
-                    if end > footer_at:  # type: ignore[operator]
-                        put(data, 0)
-                        put(layout.footer(entry, entry.crc, data_size, data_size), end - offset)  # type: ignore[arg-type,operator]
-                    else:
-                        put(data, end - offset)  # type: ignore[operator]
-                pos = end  # type: ignore[assignment]
-                if batch.size >= small:
-                    yield batch.take()
-                continue
-            if pos < data_at:
-                if entry.crc_ahead:
-                    self._crc_of(entry)
-                header = layout.header(entry, offset)
-                piece = header[pos - offset : min(stop, data_at) - offset]
-                pos += len(piece)
-                ready = batch.add(piece)
-                if ready:
-                    yield ready
-            if data_at <= pos < footer_at and pos < stop:
-                upto = min(stop, footer_at)
-                for piece in self._stored_data(entry, pos - data_at, upto - data_at):
-                    yield from batch.push(piece)
-                pos = upto
-            if footer_at <= pos < end and pos < stop:  # type: ignore[operator]
-                _, crc, compressed_size, size = self._record(plan, index - 1)
-                footer = layout.footer(entry, crc, compressed_size, size)
-                piece = footer[pos - footer_at : min(stop, end) - footer_at]  # type: ignore[type-var,operator]
-                pos += len(piece)
-                ready = batch.add(piece)
-                if ready:
-                    yield ready
-        if pos < stop:
-            trailer_at = plan.trailer_offset
-            at = trailer_at
-            for chunk in layout.trailer(entries, lambda i: self._record(plan, i), trailer_at):  # type: ignore[arg-type]
-                chunk_end = at + len(chunk)  # type: ignore[operator]
-                if chunk_end > pos:
-                    piece = chunk[pos - at : stop - at]  # type: ignore[operator]
-                    pos += len(piece)
-                    ready = batch.add(piece)
-                    if ready:
-                        yield ready
-                at = chunk_end
-                if pos >= stop:
-                    break
-        if batch.size:
-            yield batch.take()
-
-    def _record(self, plan: Plan, index: int) -> EntryRecord:
-        entry = self.entries[index]
-        if entry.is_dir:
-            return (plan.offsets[index], 0, 0, 0)
-        crc = entry.crc_given if entry.crc_given is not None else entry.crc_found
-        if crc is None:
-            crc = self._crc_of(entry)
-        return (plan.offsets[index], crc, entry.size, entry.size)  # type: ignore[return-value]
-
-    def _small_data(self, entry: Entry) -> bytes:
-        """All of a small entry's bytes in one read, checked against its promised size."""
-        try:
-            data = entry.source.read_all(entry.size)  # type: ignore[union-attr,arg-type]
-        except SourceError as exc:
-            raise type(exc)(f"{entry.name!r}: {exc}") from exc
-        if entry.crc_found is None:
-            _settle_crc(entry, crc32(data))
-        return data
-
-    def _crc_of(self, entry: Entry) -> int:
-        """The entry's CRC, reading the whole entry once if no pass has computed it yet."""
-        if entry.crc is None:
-            for _ in self._stored_data(entry, 0, entry.size or 0, emit=False):
-                pass
-        return entry.crc  # type: ignore[return-value]
-
-    def _stored_data(
-        self, entry: Entry, begin: int, end: int, emit: bool = True
-    ) -> Iterator[bytes]:
-        """Bytes ``[begin, end)`` of a stored entry, checking the source keeps its promises."""
-        whole = begin == 0 and end == entry.size
-        checksum = whole and (entry.crc_found is None)
-        reader = _open(entry)
-        try:
-            if begin:
-                reader.skip(begin)
-            remaining = end - begin
-            crc = 0
-            read, chunk_size = reader.read, self.chunk
-            while remaining > 0:
-                piece = read(chunk_size if remaining > chunk_size else remaining)
-                if not piece:
-                    raise SourceChangedError(
-                        f"{entry.name!r}: source shrank: {entry.size} bytes promised, "
-                        f"ended {remaining} bytes early"
-                    )
-                if checksum:
-                    crc = crc32(piece, crc)
-                remaining -= len(piece)
-                if emit:
-                    yield piece
-            if whole:
-                reader.check_end()
-                if checksum:
-                    _settle_crc(entry, crc)
-        finally:
-            reader.close()
-
-    # -- unsized archives: one forward walk -----------------------------------------------
-
-    def _sequential(self) -> Iterator[bytes]:
-        layout, entries = self.layout, self.entries
-        batch = _Batcher(self.chunk)
-        records: list[EntryRecord] = []
-        pos = 0
-        for entry in entries:
-            if entry.crc_ahead:
-                self._crc_of(entry)
-            header = layout.header(entry, pos)
-            ready = batch.add(header)
-            if ready:
-                yield ready
-            learned = _Learned()
-            if entry.is_dir:
-                pieces: Iterable[bytes] = ()
-            elif entry.compression == DEFLATE:
-                pieces = self._deflated_data(entry, learned)
-            elif entry.size is not None:
-                pieces = self._stored_data(entry, 0, entry.size)
-                learned.size = entry.size
-            else:
-                pieces = self._unsized_stored_data(entry, learned)
-            written = 0
-            for piece in pieces:
-                written += len(piece)
-                yield from batch.push(piece)
-            crc = 0 if entry.is_dir else entry.crc
-            ready = batch.add(layout.footer(entry, crc, written, learned.size))  # type: ignore[arg-type]
-            if ready:
-                yield ready
-            records.append((pos, crc, written, learned.size))  # type: ignore[arg-type]
-            pos += len(header) + written + layout.footer_size(entry)
-        for chunk in layout.trailer(entries, records.__getitem__, pos):
-            ready = batch.add(chunk)
-            if ready:
-                yield ready
-        if batch.size:
-            yield batch.take()
-
-    def _deflated_data(self, entry: Entry, learned: "_Learned") -> Iterator[bytes]:
-        # One engine per pass, shared by its deflated entries so it can read ahead across
-        # them; it stops its threads when an entry fails or its generator is closed, and
-        # the finalizer covers a pass dropped between two entries.
-        engine: Optional["ParallelDeflate"] = self.__dict__.get("_deflate")
-        if engine is None:
-            # Imported on first use: its thread pool machinery costs ~1.5 MiB that
-            # archives of stored entries never need.
-            from zipwsgi.engine.deflate import ParallelDeflate
-
-            engine = self._deflate = ParallelDeflate(self.entries, _open, self.stream.workers)
-            weakref.finalize(self, engine.close)
-        size, crc = yield from engine.entry(entry)
-        learned.size = size
-        _settle_crc(entry, crc)
-
-    def _unsized_stored_data(self, entry: Entry, learned: "_Learned") -> Iterator[bytes]:
-        reader = _open(entry)
-        crc = size = 0
-        try:
-            read, chunk_size = reader.read, self.chunk
-            while True:
-                piece = read(chunk_size)
-                if not piece:
-                    break
-                crc = crc32(piece, crc)
-                size += len(piece)
-                yield piece
-        finally:
-            reader.close()
-        learned.size = size
-        _settle_crc(entry, crc)
-
-
-class _Learned:
-    """The uncompressed size a pass learns only by streaming an entry."""
-
-    __slots__ = ("size",)
-
-    def __init__(self) -> None:
-        self.size = 0
-
-
-def _open(entry: Entry) -> Reader:
-    assert entry.source is not None
-    try:
-        return entry.source.open()
-    except SourceError as exc:
-        raise type(exc)(f"{entry.name!r}: {exc}") from exc
-
-
-def _settle_crc(entry: Entry, crc: int) -> None:
-    """Remember a computed CRC; a CRC the caller promised must match what was read."""
-    if entry.crc_given is not None and entry.crc_given != crc:
-        raise SourceChangedError(
-            f"{entry.name!r}: CRC-32 of the data is {crc:08x}, {entry.crc_given:08x} was given"
-        )
-    entry.crc_found = crc
-
-
-def _slice(chunks: Iterator[bytes], start: int, stop: Optional[int]) -> Iterator[bytes]:
-    """Bytes [start, stop) of a forward-only stream (unsized archives cannot seek)."""
-    if start == 0 and stop is None:
-        yield from chunks
-        return
-    pos = 0
-    try:
-        for chunk in chunks:
-            end = pos + len(chunk)
-            if end > start:
-                piece = chunk[max(0, start - pos) : None if stop is None else stop - pos]
-                if piece:
-                    yield piece
-            pos = end
-            if stop is not None and pos >= stop:
-                break
-    finally:
-        chunks.close()  # type: ignore[attr-defined]
 
 
 def _check_compression(value: str) -> str:

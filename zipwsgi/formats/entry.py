@@ -86,7 +86,19 @@ EntryRecord = Tuple[int, int, int, int]
 
 
 class ArchiveLayout(Protocol):
-    """What a format must tell the plan and the writer. Pure: no I/O anywhere."""
+    """What a format must tell the plan, the writer and HTTP. Pure: no I/O anywhere.
+
+    The class attributes are the whole of what the layers above may ask about a format:
+    ``content_type`` and ``extension`` for HTTP answers and download names,
+    ``needs_crc`` (False: the writer never computes a CRC-32, and a range never reads
+    an entry it does not send), ``needs_sizes`` (True: every entry's size must be known
+    before streaming, because the format writes it in the header, as tar does).
+    """
+
+    content_type: str
+    extension: str
+    needs_crc: bool
+    needs_sizes: bool
 
     def prepare(self, entry: Entry) -> None:
         """Validate ``entry`` for this format and attach its per-entry facts."""
@@ -104,8 +116,6 @@ class ArchiveLayout(Protocol):
     def footer(self, entry: Entry, crc: int, compressed_size: int, size: int) -> bytes: ...
 
     def footer_size(self, entry: Entry) -> int: ...
-
-    def needs_crc_in_footer(self, entry: Entry) -> bool: ...
 
     def trailer(
         self, entries: Sequence[Entry], record_of: Callable[[int], EntryRecord], offset: int

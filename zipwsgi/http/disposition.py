@@ -60,25 +60,26 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
     return value
 
 
-def archive_filename(name: str, default: str = "archive") -> str:
-    """Turn a user-supplied name into a download name: non-empty, no folders, ``.zip``.
+def archive_filename(name: str, default: str = "archive", *, extension: str = ".zip") -> str:
+    """Turn a user-supplied name into a download name: non-empty, no folders, ending in
+    the archive's ``extension`` (``.zip``, ``.tar``, ``.tar.gz``).
 
     Separators become ``_``; surrounding spaces and dots go (Windows drops trailing ones
-    anyway, and a leading dot hides the file). An existing ``.zip`` suffix is kept in any
-    case; an empty result falls back to ``default``.
+    anyway, and a leading dot hides the file). An existing suffix equal to ``extension``
+    is kept in any case; an empty result falls back to ``default``.
     """
-    stem, suffix = _split_zip(name)
+    stem, suffix = _split_suffix(name, extension)
     if not stem:
-        stem, suffix = _split_zip(default)
+        stem, suffix = _split_suffix(default, extension)
     return (stem or "archive") + suffix
 
 
-def _split_zip(name: str) -> tuple[str, str]:
-    """Cleaned stem and suffix (the name's own ``.zip``/``.ZIP``, else ``.zip``)."""
+def _split_suffix(name: str, extension: str) -> tuple[str, str]:
+    """Cleaned stem and suffix (the name's own ``extension`` in any case, else it)."""
     name = _clean(name).rstrip(" .")
-    suffix = ".zip"
-    if name[-4:].lower() == ".zip":
-        name, suffix = name[:-4], name[-4:]
+    suffix = extension
+    if extension and name[-len(extension) :].lower() == extension.lower():
+        name, suffix = name[: -len(extension)], name[-len(extension) :]
     return name.strip(" ."), suffix
 
 

@@ -15,8 +15,6 @@ import webob
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.http.disposition import archive_filename, content_disposition
 
-ZIP_CONTENT_TYPE = "application/zip"
-
 
 def archive_response(
     request: webob.Request,
@@ -43,7 +41,7 @@ def archive_response(
     """
     response = webob.Response(
         app_iter=_OwnedStream(stream),
-        content_type=ZIP_CONTENT_TYPE,
+        content_type=stream.content_type,
         conditional_response=True,
     )
     response.charset = None  # "application/zip; charset=UTF-8" confuses some clients
@@ -64,7 +62,9 @@ def archive_response(
     if content_disposition_header:
         response.headers["Content-Disposition"] = content_disposition_header
     elif filename is not None:
-        response.headers["Content-Disposition"] = content_disposition(archive_filename(filename))
+        response.headers["Content-Disposition"] = content_disposition(
+            archive_filename(filename, extension=stream.extension)
+        )
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

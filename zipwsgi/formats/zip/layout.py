@@ -92,6 +92,11 @@ class ZipLayout:
     which is what old Windows extractors in that locale need.
     """
 
+    content_type = "application/zip"
+    extension = ".zip"
+    needs_crc = True
+    needs_sizes = False
+
     def __init__(self, charset: Optional[str] = None) -> None:
         self.charset = charset
 
@@ -175,9 +180,6 @@ class ZipLayout:
             extra=extra,
             zip64=bool(bits & _ZIP64),
         )
-
-    def needs_crc_in_footer(self, entry: Entry) -> bool:
-        return bool(_bits(entry) & _DESCRIPTOR)
 
     def footer_size(self, entry: Entry) -> int:
         bits = _bits(entry)
