@@ -35,6 +35,30 @@ class SourceChangedError(SourceError):
     """
 
 
+class UnknownLengthError(AttributeError, TypeError):
+    """``len()`` of an archive whose size cannot be known (compressed, or unsized data).
+
+    A TypeError because that is what ``len()`` raises for objects without a length; an
+    AttributeError so ``hasattr(stream, "__len__")`` is False then (WSGI servers call
+    ``len()`` on any body that has it).
+    """
+
+
+class Refusal(ZipwsgiError):
+    """An archive answer refused before its first byte.
+
+    ``status`` and ``public`` are what the client gets: a generic text that never echoes
+    the manifest (the backend's private message) or a path. ``detail`` names the entry
+    and the reason, for the log only.
+    """
+
+    def __init__(self, detail: str, public: str = "", status: int = 500) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.public = public or "the archive could not be built"
+        self.status = status
+
+
 class OutsideRootError(ZipwsgiError, PermissionError):
     """A path resolves (after decoding and following symlinks) outside its allowed root."""
 

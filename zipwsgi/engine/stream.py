@@ -20,6 +20,7 @@ from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
     DuplicateNameError,
     SourceUnavailableError,
+    UnknownLengthError,
 )
 from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
@@ -47,10 +48,6 @@ DEFAULT_MTIME = 315532800
 _COMPRESSIONS = (STORED, DEFLATE)
 # Folder walks stat names relative to a folder descriptor where the OS allows it.
 _STAT_AT = os.stat in os.supports_dir_fd and os.scandir in os.supports_fd
-
-
-class UnknownLengthError(AttributeError, TypeError):
-    """``len()`` of an archive whose size cannot be known (deflate, unsized data)."""
 
 
 class _LengthWhenKnown:
@@ -82,7 +79,7 @@ class ArchiveStream:
     ) -> None:
         self._layout = layout
         self.precompute_crc = precompute_crc
-        self.compression = _check_compression(compression)
+        self.compression = check_compression(compression)
         self.level = check_level(level)
         self.workers = workers
         self.chunk_size = chunk_size
@@ -291,7 +288,7 @@ class ArchiveStream:
             crc = 0  # the CRC of nothing is known up front: no data descriptor needed
         if mode is None:
             mode = DEFAULT_DIR_MODE if is_dir else DEFAULT_FILE_MODE
-        compression = self.compression if compression is None else _check_compression(compression)
+        compression = self.compression if compression is None else check_compression(compression)
         entry = Entry(
             name,
             is_dir,
@@ -525,7 +522,7 @@ class ZipStream(ArchiveStream):
         )
 
 
-def _check_compression(value: str) -> str:
+def check_compression(value: str) -> str:
     if value not in _COMPRESSIONS:
         raise ValueError(f"compression must be one of {_COMPRESSIONS}, not {value!r}")
     return value

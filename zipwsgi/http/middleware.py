@@ -52,30 +52,33 @@ and only the request headers the app names in ``X-Archive-Pass-Headers``.
 from __future__ import annotations
 
 import calendar
-import codecs
 import logging
 import os
-import stat
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
 
 import webob
 from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
-from zipwsgi.engine.sources import FileSource
-from zipwsgi.engine.stream import ArchiveStream, ZipStream
-from zipwsgi.errors import ArchiveNameError, ManifestError, OutsideRootError, SubrequestError
-from zipwsgi.http.manifest import ManifestEntry, parse_manifest
+from zipwsgi.engine.compression import Level, check_level
+from zipwsgi.engine.stream import ArchiveStream, ZipStream, check_compression
+from zipwsgi.errors import Refusal, SubrequestError
+from zipwsgi.http.manifest_archive import (
+    ManifestArchive,
+    Subrequests,
+    public_reason,
+    refuse_entry,
+)
 from zipwsgi.http.responses import archive_response
 from zipwsgi.http.roots import Roots
-from zipwsgi.http.subrequest import (
-    CONDITIONAL_KEYS,
-    SUBREQUEST_KEY,
-    SubrequestSource,
-    first_header,
-    subrequest_environ,
+from zipwsgi.http.subrequest import CONDITIONAL_KEYS, SUBREQUEST_KEY
+from zipwsgi.http.wsgi import (
+    Captured,
+    LoggedBody,
+    close_all,
+    request_path,
+    strip_archive_headers,
 )
-from zipwsgi.paths import split_url_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -105,18 +108,7 @@ _REPLACED_HEADERS = frozenset(
         "content-disposition",
     }
 )
-_STATUS_500 = "500 Internal Server Error"
-_STATUS_502 = "502 Bad Gateway"
-
-
-class _Refusal(Exception):
-    """The archive cannot be built: answer ``status`` with ``public`` before any byte."""
-
-    def __init__(self, status: str, public: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.public = public
-        self.detail = detail
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway"}
 
 
 class ZipMiddleware:
@@ -141,23 +133,37 @@ class ZipMiddleware:
         roots: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
         *,
         compression: str = "stored",
-        level: Optional[int] = None,
+        level: Level = None,
         max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         allow_subrequests: bool = True,
         check_subrequests: bool = True,
         precompute_crc: bool = False,
     ) -> None:
-        ZipStream(compression)  # fail now, not on the first request, on a bad value
         self.app = app
         self.roots = Roots(roots)
-        self.compression = compression
-        self.level = level
+        # Checked now, not on the first request: a typo fails at start-up.
+        self.compression = check_compression(compression)
+        self.level = check_level(level)
         self.max_manifest_bytes = max_manifest_bytes
         self.max_entries = max_entries
         self.allow_subrequests = allow_subrequests
         self.precompute_crc = precompute_crc
         self.check_subrequests = check_subrequests
+        self.manifests = ManifestArchive(
+            app,
+            self.roots,
+            self.new_stream,
+            max_entries=max_entries,
+            max_bytes=max_manifest_bytes,
+            allow_subrequests=allow_subrequests,
+        )
+
+    def new_stream(self, charset: Optional[str]) -> ArchiveStream:
+        """The empty archive a manifest fills; a subclass may choose other options."""
+        return ZipStream(
+            self.compression, self.level, charset=charset, precompute_crc=self.precompute_crc
+        )
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -175,7 +181,7 @@ class ZipMiddleware:
         answer.call(self.app, app_environ)
         if clean is not None and answer.is_archive() and not answer.status.startswith("200"):
             log.debug("%s %s: the app answered %r to a conditional request for an archive; "
-                      "asking again without Range/If-* headers", method, _path(client),
+                      "asking again without Range/If-* headers", method, request_path(client),
                       answer.status)
             answer.close()
             answer = _Answer(start_response, head, self.max_manifest_bytes)
@@ -205,8 +211,13 @@ class ZipMiddleware:
     ) -> Iterable[bytes]:
         try:
             body = answer.read_body()
-            stream, subrequests = self._build_stream(body, answer, client)
-        except _Refusal as refusal:
+            stream, subrequests = self.manifests.build(
+                body,
+                answer.header("X-Archive-Charset"),
+                answer.header("X-Archive-Pass-Headers"),
+                client,
+            )
+        except Refusal as refusal:
             return self._refuse(refusal, client, start_response)
         return self._respond(stream, answer, client, start_response, subrequests, ())
 
@@ -223,110 +234,6 @@ class ZipMiddleware:
         closers = () if answer.body is stream else (answer.close,)
         return self._respond(stream, answer, client, start_response, [], closers)
 
-    def _build_stream(
-        self, body: bytes, answer: _Answer, environ: Mapping[str, Any]
-    ) -> tuple[ZipStream, list[tuple[ManifestEntry, SubrequestSource]]]:
-        """A ZipStream for a manifest body; raises ``_Refusal`` naming the bad entry.
-
-        Every file is stat-ed here, before the first byte; sub-request entries are only
-        described (the app is asked when the stream reaches them, or by the check).
-        """
-        charset = (answer.header("X-Archive-Charset") or "").strip() or None
-        if charset is not None and charset.lower() != "native":
-            try:
-                codecs.lookup(charset)
-            except LookupError:
-                raise _bad_manifest(f"unknown X-Archive-Charset {charset!r}") from None
-        elif charset is not None:
-            charset = "native"
-        entries = self._parse(body, charset)
-        pass_headers = (answer.header("X-Archive-Pass-Headers") or "").split(":")
-        stream = ZipStream(
-            self.compression, self.level, charset=charset, precompute_crc=self.precompute_crc
-        )
-        subrequests: list[tuple[ManifestEntry, SubrequestSource]] = []
-        folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
-        for entry in entries:
-            try:
-                if entry.is_directory:
-                    stream.mkdir(entry.name)
-                    continue
-                located = self._locate(entry, folders)
-                if located is not None:
-                    path, st = located
-                    stream.add(FileSource(path, self._stat(entry, path, st)), entry.name,
-                               crc=entry.crc)
-                    continue
-                if not self.allow_subrequests:
-                    raise _EntryError("under no root, and sub-requests are disabled")
-                sub_environ = subrequest_environ(environ, entry.location, entry.query,
-                                                 pass_headers)
-                source = SubrequestSource(self.app, sub_environ, entry.size, entry.location)
-                stream.add(source, entry.name, size=entry.size, crc=entry.crc)
-                subrequests.append((entry, source))
-            except _EntryError as exc:
-                raise _bad_entry(entry, str(exc), exc.public) from None
-            except (ArchiveNameError, OutsideRootError) as exc:
-                raise _bad_entry(entry, str(exc), _public(exc)) from None
-        return stream, subrequests
-
-    # -- building helpers -----------------------------------------------------------------
-
-    def _parse(self, body: bytes, charset: Optional[str]) -> list[ManifestEntry]:
-        encoding = "utf-8"
-        if charset not in (None, "native"):
-            # Apps written for mod_zip send names in the X-Archive-Charset they declare;
-            # a body that is valid UTF-8 is read as UTF-8 (our own convention).
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError:
-                encoding = charset  # type: ignore[assignment]
-        try:
-            return parse_manifest(body, max_entries=self.max_entries,
-                                  max_bytes=self.max_manifest_bytes, name_encoding=encoding)
-        except ManifestError as exc:
-            raise _bad_manifest(str(exc)) from None
-
-    def _locate(
-        self, entry: ManifestEntry, folders: dict[str, str]
-    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
-        try:
-            split_url_path(entry.location.partition("?")[0])
-        except OutsideRootError as exc:
-            raise _EntryError(f"location {entry.location!r}: {exc}",
-                              "location outside the allowed folders") from None
-        try:
-            return self.roots.locate(entry.location, folders)
-        except OutsideRootError as exc:
-            raise _EntryError(str(exc), "location outside the allowed folders") from None
-        except OSError as exc:  # the root folder itself is missing
-            raise _EntryError(f"root folder unavailable: {exc}", "file not found") from None
-
-    def _stat(
-        self, entry: ManifestEntry, path: str, st: Optional[os.stat_result]
-    ) -> os.stat_result:
-        """The file's stat (``st`` if confinement already has it), checked against the
-        manifest: a regular file, readable, of the announced size."""
-        if st is None:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise _EntryError(f"no such file: {path}", "file not found") from None
-            except OSError as exc:
-                raise _EntryError(
-                    f"cannot stat {path}: {exc.strerror}", "file not readable"
-                ) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise _EntryError(f"not a regular file: {path}", "not a regular file")
-        if not _surely_readable(st) and not os.access(path, os.R_OK):
-            raise _EntryError(f"not readable: {path}", "file not readable")
-        if st.st_size != entry.size:
-            raise _EntryError(
-                f"the manifest says {entry.size} bytes, {path} has {st.st_size}",
-                "size in the manifest differs from the file",
-            )
-        return st
-
     # -- answering ------------------------------------------------------------------------
 
     def _respond(
@@ -335,7 +242,7 @@ class ZipMiddleware:
         answer: _Answer,
         client: dict[str, Any],
         start_response: StartResponse,
-        subrequests: list[tuple[ManifestEntry, SubrequestSource]],
+        subrequests: Subrequests,
         closers: tuple[Any, ...],
     ) -> Iterable[bytes]:
         request = webob.Request(client)
@@ -356,29 +263,31 @@ class ZipMiddleware:
             if lowered not in _REPLACED_HEADERS and not lowered.startswith("x-archive-"):
                 response.headerlist.append((name, value))
 
-        inner = _Capture()
-        body = inner.call(response, client)
+        inner = Captured()
+        inner.call(response, client)
+        body = inner.body
         sends_body = inner.status[:3] in ("200", "206") and request.method != "HEAD"
         if sends_body and subrequests and self.check_subrequests:
             for entry, source in subrequests:
                 try:
                     source.check()
                 except SubrequestError as exc:
-                    _close_all((body, stream, *closers))
-                    refusal = _bad_entry(entry, str(exc), _public(exc), _STATUS_502)
+                    close_all((body, stream, *closers))
+                    refusal = refuse_entry(entry, str(exc), public_reason(exc), 502)
                     return self._refuse(refusal, client, start_response)
         start_response(inner.status, inner.headers)
-        return _ArchiveBody(body, (stream, *closers), f"{request.method} {_path(client)}")
+        return LoggedBody(body, (stream, *closers), f"{request.method} {request_path(client)}")
 
     def _refuse(
-        self, refusal: _Refusal, environ: Mapping[str, Any], start_response: StartResponse
+        self, refusal: Refusal, environ: Mapping[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        log.error("%s %s: no archive sent: %s", environ.get("REQUEST_METHOD"), _path(environ),
-                  refusal.detail)
-        text = (f"{refusal.status}\n\nThe archive could not be built: {refusal.public}.\n"
+        log.error("%s %s: no archive sent: %s", environ.get("REQUEST_METHOD"),
+                  request_path(environ), refusal.detail)
+        status = f"{refusal.status} {_REASONS.get(refusal.status, 'Error')}"
+        text = (f"{status}\n\nThe archive could not be built: {refusal.public}.\n"
                 "The server log names the entry and the reason.\n")
         body = text.encode("utf-8")
-        start_response(refusal.status, [
+        start_response(status, [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
@@ -386,52 +295,10 @@ class ZipMiddleware:
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
-def _surely_readable(st: os.stat_result) -> bool:
-    """True when the mode bits alone promise we can read the file (world-readable, or
-    ours and owner-readable): the common case then skips an ``access`` call per file.
-    Anything else is asked of ``os.access``, which knows groups, ACLs and privileges."""
-    if st.st_mode & stat.S_IROTH:
-        return True
-    return st.st_uid == _EUID and bool(st.st_mode & stat.S_IRUSR)
-
-
-_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
-
-
-def _bad_manifest(reason: str) -> _Refusal:
-    return _Refusal(_STATUS_500, f"bad manifest ({reason})", f"bad manifest: {reason}")
-
-
-def _bad_entry(entry: ManifestEntry, detail: str, public: str,
-               status: str = _STATUS_500) -> _Refusal:
-    """A refusal naming the manifest line: the client gets ``public``, the log ``detail``."""
-    where = f"manifest line {entry.line}"
-    return _Refusal(status, f"{where}: {public}",
-                    f"{where} (location {entry.location!r}, name {entry.name!r}): {detail}")
-
-
-class _EntryError(Exception):
-    """Why one entry is refused: ``str()`` for the log, ``public`` for the client."""
-
-    def __init__(self, detail: str, public: str = "") -> None:
-        super().__init__(detail)
-        self.public = public or detail
-
-
-def _public(exc: Exception) -> str:
-    if isinstance(exc, OutsideRootError):
-        return "location outside the allowed folders"
-    if isinstance(exc, ArchiveNameError):
-        return f"archive name refused ({exc})"
-    if isinstance(exc, SubrequestError):
-        return f"sub-request failed ({exc.status or 'no answer'})"
-    return type(exc).__name__
-
-
 # -- calling the app ----------------------------------------------------------------------
 
 
-class _Answer:
+class _Answer(Captured):
     """One call of the app: its status, headers and body, held back until we decide.
 
     If the app uses PEP 3333's ``write()`` for a response without the manifest header,
@@ -440,36 +307,21 @@ class _Answer:
     """
 
     def __init__(self, start_response: StartResponse, head: bool, limit: int) -> None:
+        super().__init__()
         self._start_response = start_response
         self._real_write: Any = None
         self.head = head
         self.limit = limit
-        self.status = ""
-        self.headers: list[tuple[str, str]] = []
-        self.exc_info: Any = None
-        self.written: list[bytes] = []
         self.written_size = 0
-        self.body: Iterable[bytes] = ()
         self.committed = False
 
-    def call(self, app: WSGIApplication, environ: WSGIEnvironment) -> None:
-        self.body = app(environ, self.start_response)
-        if not self.status:
-            # PEP 3333 lets an app call start_response when its body is first iterated.
-            iterator = iter(self.body)
-            try:
-                first = next(iterator, None)
-            except BaseException:
-                _close_all((self.body,))
-                raise
-            self.body = _Prepended([] if first is None else [first], iterator, self.body)
-            if not self.status:
-                _close_all((self.body,))
-                raise RuntimeError("the WSGI app returned without calling start_response")
-
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], Any]:
         if self.committed:
-            self._real_write = self._start_response(status, _strip(headers), exc_info)
+            self._real_write = self._start_response(
+                status, strip_archive_headers(headers), exc_info
+            )
             return self.write
         self.status, self.headers, self.exc_info = status, list(headers), exc_info
         return self.write
@@ -487,30 +339,37 @@ class _Answer:
 
     def _commit(self) -> None:
         self.committed = True
-        self._real_write = self._start_response(self.status, _strip(self.headers), self.exc_info)
+        self._real_write = self._start_response(
+            self.status, strip_archive_headers(self.headers), self.exc_info
+        )
         for data in self.written:
             if not self.head:
                 self._real_write(data)
         self.written = []
 
-    def header(self, name: str) -> Optional[str]:
-        return first_header(self.headers, name)
+    def archive_format(self) -> Optional[str]:
+        """The format this answer asks for by header (``zip``), or None; a marker object
+        needs no header."""
+        files = self.header("X-Archive-Files")
+        if files is None:
+            return None
+        return "zip" if files.strip().lower().startswith("zip") else None
 
     def is_archive(self) -> bool:
-        """Whether this answer asks for an archive by header (the marker needs a 200)."""
-        files = self.header("X-Archive-Files")
-        return files is not None and files.strip().lower().startswith("zip")
+        return self.archive_format() is not None
 
     def pass_through(self) -> Iterable[bytes]:
         """Forward the answer as the app gave it (minus ``X-Archive-*`` headers)."""
         if not self.committed:
             self.committed = True
-            write = self._start_response(self.status, _strip(self.headers), self.exc_info)
+            write = self._start_response(
+                self.status, strip_archive_headers(self.headers), self.exc_info
+            )
             if self.written and not self.head:
                 for data in self.written:
                     write(data)
         if self.head:
-            _close_all((self.body,))
+            self.close()
             return []
         return self.body
 
@@ -526,114 +385,11 @@ class _Answer:
         finally:
             self.close()
         if size > self.limit:
-            raise _Refusal(
-                _STATUS_500,
-                "manifest larger than the configured limit",
+            raise Refusal(
                 f"manifest exceeds max_manifest_bytes={self.limit}",
+                "manifest larger than the configured limit",
             )
         return b"".join(chunks)
-
-    def close(self) -> None:
-        body, self.body = self.body, ()
-        _close_all((body,))
-
-
-class _Capture:
-    """start_response for calling a WSGI app (our own WebOb response) in-process."""
-
-    def __init__(self) -> None:
-        self.status = ""
-        self.headers: list[tuple[str, str]] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-        self.status, self.headers = status, headers
-        return self._no_write
-
-    def _no_write(self, data: bytes) -> None:  # pragma: no cover - WebOb never writes
-        raise RuntimeError("write() is not supported here")
-
-    def call(self, app: Any, environ: Mapping[str, Any]) -> Iterable[bytes]:
-        return app(environ, self)
-
-
-class _Prepended:
-    """Chunks already taken from an iterator, then the rest; ``close`` closes the origin."""
-
-    __slots__ = ("_first", "_iterator", "_origin")
-
-    def __init__(self, first: list[bytes], iterator: Iterator[bytes], origin: Any) -> None:
-        self._first = first
-        self._iterator = iterator
-        self._origin = origin
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._first:
-            return self._first.pop(0)
-        return next(self._iterator)
-
-    def close(self) -> None:
-        _close_all((self._origin,))
-
-
-class _ArchiveBody:
-    """The archive body we hand to the server: logs a failure mid-stream, then re-raises
-    so the server cuts the connection; ``close`` releases the stream and the app's body."""
-
-    __slots__ = ("_body", "_iterator", "_closers", "_what", "_sent")
-
-    def __init__(self, body: Iterable[bytes], closers: tuple[Any, ...], what: str) -> None:
-        self._body = body
-        self._iterator: Optional[Iterator[bytes]] = None
-        self._closers = closers
-        self._what = what
-        self._sent = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._iterator is None:
-            self._iterator = iter(self._body)
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            raise
-        except Exception as exc:
-            log.error("%s: archive aborted after %d bytes: %s", self._what, self._sent, exc)
-            raise
-        self._sent += len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        body, closers = self._body, self._closers
-        self._body, self._closers = (), ()
-        _close_all((body, *closers))
-
-
-def _close_all(objects: Iterable[Any]) -> None:
-    """Call ``close()`` on each object that has one; all run even if one raises."""
-    error: Optional[BaseException] = None
-    for obj in objects:
-        close = obj if callable(obj) and not hasattr(obj, "close") else getattr(obj, "close", None)
-        if close is None:
-            continue
-        try:
-            close()
-        except BaseException as exc:  # noqa: B036 - re-raised below, after the others ran
-            error = error or exc
-    if error is not None:
-        raise error
-
-
-def _strip(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Headers without ``X-Archive-*``; the same list when there is nothing to remove."""
-    if not any(name.lower().startswith("x-archive-") for name, _ in headers):
-        return headers
-    return [(name, value) for name, value in headers
-            if not name.lower().startswith("x-archive-")]
 
 
 def _clean_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
@@ -664,14 +420,6 @@ def _find_stream(body: Any, depth: int = 0) -> Optional[ArchiveStream]:
         if found is not None:
             return found
     return None
-
-
-def _path(environ: Mapping[str, Any]) -> str:
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    try:
-        return path.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return path
 
 
 def _default_filename(request: webob.Request) -> str:

@@ -18,10 +18,11 @@ it carries only ``Host``, so credentials reach sub-requests only when the app as
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
 from zipwsgi.engine.sources import ChunkReader, Reader, Source
 from zipwsgi.errors import SubrequestError
+from zipwsgi.http.wsgi import Captured, NoStatusError, close_all
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
@@ -104,44 +105,6 @@ def subrequest_environ(
     return sub
 
 
-def first_header(headers: Sequence[tuple[str, str]], name: str) -> Optional[str]:
-    """The first value of header ``name`` (any case) in a WSGI header list, or None."""
-    name = name.lower()
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
-
-
-class _Response:
-    """What one call of the app produced: status, headers, and the body still unread."""
-
-    __slots__ = ("status", "headers", "body", "written")
-
-    def __init__(self) -> None:
-        self.status: Optional[str] = None
-        self.headers: list[tuple[str, str]] = []
-        self.body: Iterable[bytes] = ()
-        self.written: list[bytes] = []  # PEP 3333's legacy write() callable
-
-    def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Any:
-        if exc_info is not None and self.status is not None:
-            raise exc_info[1].with_traceback(exc_info[2])
-        self.status, self.headers = status, list(headers)
-        return self.written.append
-
-    def header(self, name: str) -> Optional[str]:
-        return first_header(self.headers, name)
-
-
-def _close(body: Any) -> None:
-    close = getattr(body, "close", None)
-    if close is not None:
-        close()
-
-
 class SubrequestSource(Source):
     """Entry data produced by calling ``app`` with a ``GET`` for one location.
 
@@ -164,32 +127,26 @@ class SubrequestSource(Source):
     def describe(self) -> str:
         return f"sub-request GET {self.location}"
 
-    def _call(self) -> _Response:
+    def _call(self) -> Captured:
         """Run the app up to its status line; the caller owns (and closes) the body."""
         environ = dict(self.environ)
         environ["wsgi.input"] = io.BytesIO(b"")
-        response = _Response()
+        response = Captured()
         try:
-            response.body = self.app(environ, response.start_response)
+            response.call(self.app, environ)
+        except NoStatusError as exc:
+            raise SubrequestError(f"{self.describe()}: the app sent no status") from exc
         except Exception as exc:
             raise SubrequestError(f"{self.describe()}: the app raised {exc!r}") from exc
         try:
-            if response.status is None:
-                # PEP 3333 lets an app call start_response when its body is first iterated.
-                iterator = iter(response.body)
-                first = next(iterator, b"")
-                response.written.append(first)
-                response.body = _Rest(iterator, response.body)
             self._check(response)
         except BaseException:
-            _close(response.body)
+            response.close()
             raise
         return response
 
-    def _check(self, response: _Response) -> None:
+    def _check(self, response: Captured) -> None:
         status = response.status
-        if status is None:
-            raise SubrequestError(f"{self.describe()}: the app sent no status")
         if not status.startswith("200"):
             raise SubrequestError(f"{self.describe()}: answered {status!r}, not 200", status)
         if response.header("X-Archive-Files") is not None:
@@ -209,27 +166,11 @@ class SubrequestSource(Source):
         Lets the middleware answer 502 before the first byte instead of cutting the
         download halfway through; costs one extra call of the app per entry.
         """
-        _close(self._call().body)
+        self._call().close()
 
     def open(self) -> Reader:
         response = self._call()
         return _BodyReader(response.written, response.body)
-
-
-class _Rest:
-    """The remainder of a body whose first chunk was taken; closes the original body."""
-
-    __slots__ = ("iterator", "body")
-
-    def __init__(self, iterator: Iterator[bytes], body: Iterable[bytes]) -> None:
-        self.iterator = iterator
-        self.body = body
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.iterator
-
-    def close(self) -> None:
-        _close(self.body)
 
 
 class _BodyReader(ChunkReader):
@@ -258,4 +199,4 @@ class _BodyReader(ChunkReader):
 
     def close(self) -> None:
         body, self.body = self.body, ()
-        _close(body)
+        close_all((body,))

@@ -1,0 +1,218 @@
+"""From a mod_zip manifest to an archive stream, every entry checked before the first byte.
+
+The manifest is the backend's private message: what goes wrong with it is logged in
+full (line, location, name, reason) and answered with a generic :class:`Refusal`, whose
+public text names the line number and the kind of problem, never a location or a name.
+
+Locations under a root are files on disk, confined by :mod:`zipwsgi.paths` and stat-ed
+here (one ``lstat`` each in the common case); any other location becomes a
+:class:`~zipwsgi.http.subrequest.SubrequestSource` that asks the app when streamed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import stat
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+
+from zipwsgi.engine.sources import FileSource
+from zipwsgi.engine.stream import ArchiveStream
+from zipwsgi.errors import (
+    ArchiveNameError,
+    ManifestError,
+    OutsideRootError,
+    Refusal,
+    SubrequestError,
+)
+from zipwsgi.http.manifest import ManifestEntry, parse_manifest
+from zipwsgi.http.roots import Roots
+from zipwsgi.http.subrequest import SubrequestSource, subrequest_environ
+from zipwsgi.paths import split_url_path
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = ["ManifestArchive", "refuse_entry"]
+
+#: Sub-requests whose check must run before the first byte: (manifest line, source).
+Subrequests = list[tuple[ManifestEntry, SubrequestSource]]
+
+
+class ManifestArchive:
+    """Builds archive streams from manifest bodies for one middleware configuration.
+
+    ``new_stream(charset)`` makes the empty stream of the right format and options, so
+    this class knows manifests and paths, not formats.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        roots: Roots,
+        new_stream: Callable[[Optional[str]], ArchiveStream],
+        *,
+        max_entries: int,
+        max_bytes: int,
+        allow_subrequests: bool,
+    ) -> None:
+        self.app = app
+        self.roots = roots
+        self.new_stream = new_stream
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.allow_subrequests = allow_subrequests
+
+    def build(
+        self,
+        body: bytes,
+        charset_header: Optional[str],
+        pass_headers_header: Optional[str],
+        environ: Mapping[str, Any],
+    ) -> tuple[ArchiveStream, Subrequests]:
+        """The stream for a manifest body; raises :class:`Refusal` naming the bad line.
+
+        Every file is stat-ed here, before the first byte; sub-request entries are only
+        described (the app is asked when the stream reaches them, or by the check).
+        """
+        charset = _charset(charset_header)
+        entries = self._parse(body, charset)
+        pass_headers = (pass_headers_header or "").split(":")
+        try:
+            stream = self.new_stream(charset)
+        except (LookupError, ValueError) as exc:
+            raise Refusal(f"bad manifest: X-Archive-Charset: {exc}", "bad manifest") from None
+        subrequests: Subrequests = []
+        folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
+        for entry in entries:
+            try:
+                if entry.is_directory:
+                    stream.mkdir(entry.name)
+                    continue
+                located = self._locate(entry, folders)
+                if located is not None:
+                    path, st = located
+                    stream.add(FileSource(path, _checked_stat(entry, path, st)), entry.name,
+                               crc=entry.crc)
+                    continue
+                if not self.allow_subrequests:
+                    raise Refusal("under no root, and sub-requests are disabled",
+                                  "location outside the allowed folders")
+                sub_environ = subrequest_environ(environ, entry.location, entry.query,
+                                                 pass_headers)
+                source = SubrequestSource(self.app, sub_environ, entry.size, entry.location)
+                stream.add(source, entry.name, size=entry.size, crc=entry.crc)
+                subrequests.append((entry, source))
+            except Refusal as exc:
+                raise refuse_entry(entry, exc.detail, exc.public) from None
+            except (ArchiveNameError, OutsideRootError, ValueError) as exc:
+                raise refuse_entry(entry, str(exc), public_reason(exc)) from None
+        return stream, subrequests
+
+    def _parse(self, body: bytes, charset: Optional[str]) -> list[ManifestEntry]:
+        encoding = "utf-8"
+        if charset not in (None, "native"):
+            # Apps written for mod_zip send names in the X-Archive-Charset they declare;
+            # a body that is valid UTF-8 is read as UTF-8 (our own convention).
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                encoding = charset  # type: ignore[assignment]
+        try:
+            return parse_manifest(body, max_entries=self.max_entries,
+                                  max_bytes=self.max_bytes, name_encoding=encoding)
+        except ManifestError as exc:
+            raise Refusal(f"bad manifest: {exc}", _manifest_public(exc)) from None
+
+    def _locate(
+        self, entry: ManifestEntry, folders: dict[str, str]
+    ) -> Optional[tuple[str, Optional[os.stat_result]]]:
+        outside = "location outside the allowed folders"
+        try:
+            split_url_path(entry.location.partition("?")[0])
+            return self.roots.locate(entry.location, folders)
+        except OutsideRootError as exc:
+            raise Refusal(str(exc), outside) from None
+        except OSError as exc:  # the root folder itself is missing
+            raise Refusal(f"root folder unavailable: {exc}", "file not found") from None
+
+
+def _charset(header: Optional[str]) -> Optional[str]:
+    """None (UTF-8 names), ``"native"``, or a codec name that really is a text encoding.
+
+    ``rot13``, ``base64`` or ``zlib`` are codecs too, but not text encodings: they would
+    fail deep in the name encoder, so they are refused here, with the unknown ones.
+    """
+    charset = (header or "").strip() or None
+    if charset is None:
+        return None
+    if charset.lower() == "native":
+        return "native"
+    try:
+        info = codecs.lookup(charset)
+    except LookupError:
+        raise Refusal(f"bad manifest: unknown X-Archive-Charset {charset!r}",
+                      "bad manifest") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise Refusal(f"bad manifest: X-Archive-Charset {charset!r} is not a text encoding",
+                      "bad manifest")
+    return charset
+
+
+def _checked_stat(entry: ManifestEntry, path: str, st: Optional[os.stat_result]) -> os.stat_result:
+    """The file's stat (``st`` if confinement already has it), checked against the
+    manifest: a regular file, readable, of the announced size."""
+    if st is None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise Refusal(f"no such file: {path}", "file not found") from None
+        except OSError as exc:
+            raise Refusal(f"cannot stat {path}: {exc.strerror}", "file not readable") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise Refusal(f"not a regular file: {path}", "not a regular file")
+    if not _surely_readable(st) and not os.access(path, os.R_OK):
+        raise Refusal(f"not readable: {path}", "file not readable")
+    if st.st_size != entry.size:
+        raise Refusal(
+            f"the manifest says {entry.size} bytes, {path} has {st.st_size}",
+            "size in the manifest differs from the file",
+        )
+    return st
+
+
+def _surely_readable(st: os.stat_result) -> bool:
+    """True when the mode bits alone promise we can read the file (world-readable, or
+    ours and owner-readable): the common case then skips an ``access`` call per file.
+    Anything else is asked of ``os.access``, which knows groups, ACLs and privileges."""
+    if st.st_mode & stat.S_IROTH:
+        return True
+    return st.st_uid == _EUID and bool(st.st_mode & stat.S_IRUSR)
+
+
+_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
+
+
+def refuse_entry(entry: ManifestEntry, detail: str, public: str, status: int = 500) -> Refusal:
+    """A refusal naming the manifest line: the client gets its number and ``public``; the
+    log gets the location, the name and ``detail``."""
+    where = f"manifest line {entry.line}"
+    return Refusal(f"{where} (location {entry.location!r}, name {entry.name!r}): {detail}",
+                   f"{where}: {public}", status)
+
+
+def public_reason(exc: Exception) -> str:
+    """The kind of problem, in words that carry nothing from the manifest."""
+    if isinstance(exc, OutsideRootError):
+        return "location outside the allowed folders"
+    if isinstance(exc, ArchiveNameError):
+        return "archive name refused"
+    if isinstance(exc, SubrequestError):
+        code = (exc.status or "")[:3]
+        return f"sub-request failed ({code if code.isdigit() else 'no answer'})"
+    return "entry refused"
+
+
+def _manifest_public(exc: ManifestError) -> str:
+    where = f"manifest line {exc.line}: " if exc.line else ""
+    return f"{where}bad manifest"
