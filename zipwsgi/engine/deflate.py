@@ -29,6 +29,10 @@ while its own thread reads, computes CRCs and yields:
   tracemalloc on a 100 MiB entry: 8.2 MiB peak with 2 workers, 3.9 MiB with 0.
 - **Closed.** :meth:`ParallelDeflate.close` cancels queued work and joins the threads;
   the stream calls it when a pass ends, fails, or is closed mid-way.
+
+The cutting (:func:`read_blocks`), the per-block compression (:func:`compress_block`)
+and the job queue (:class:`BlockPool`) are shared with :mod:`zipwsgi.engine.gzip`,
+which compresses a whole tar stream into one gzip member the same way.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _compress(new: CompressorFactory, data: bytes, zdict: bytes, final: bool) -> bytes:
+def compress_block(new: CompressorFactory, data: bytes, zdict: bytes, final: bool) -> bytes:
     compressor = new(zdict)
     return compressor.compress(data) + compressor.flush(
         zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
@@ -75,7 +79,7 @@ def _compress(new: CompressorFactory, data: bytes, zdict: bytes, final: bool) ->
 
 def _compress_all(pieces: list[tuple[CompressorFactory, bytes, bytes, bool]]) -> list[bytes]:
     """One job for a worker thread: several blocks, compressed in order."""
-    return [_compress(*piece) for piece in pieces]
+    return [compress_block(*piece) for piece in pieces]
 
 
 def _read_block(reader: Reader, size: int) -> bytes:
@@ -105,13 +109,13 @@ def _whole(reader: Reader, entry: Entry) -> bytes:
 
 
 def _cut(data: bytes, size: int) -> Iterator[tuple[bytes, bytes, bool]]:
-    """``(block, zdict, final)`` for data already in memory, cut as :func:`_blocks` cuts."""
+    """``(block, zdict, final)`` for data already in memory, cut as :func:`read_blocks` cuts."""
     end = len(data)
     for start in range(0, end or 1, size):
         yield data[start : start + size], data[max(0, start - WINDOW) : start], start + size >= end
 
 
-def _blocks(reader: Reader, size: int) -> Generator[tuple[bytes, bool], None, None]:
+def read_blocks(reader: Reader, size: int) -> Generator[tuple[bytes, bool], None, None]:
     """``(block, final)`` pairs: full blocks, the last one holding what is left (empty
     only when the data is)."""
     held = _read_block(reader, size)
@@ -163,6 +167,85 @@ class _Ahead:
         self.error: Optional[BaseException] = None
 
 
+class BlockPool:
+    """Blocks handed to worker threads in jobs and taken back in order.
+
+    The one piece of machinery every parallel deflate here shares (a zip pass's
+    entries, a tar.gz stream): blocks are grouped into jobs of about
+    :data:`_BATCH_BYTES` (``alone`` hands a block over at once), ``pending`` counts the
+    input bytes queued and not yet taken, so callers can bound their memory, and
+    ``workers=0`` compresses inline, in the caller's thread.
+    """
+
+    __slots__ = ("workers", "pending", "_pool", "_batch")
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pending = 0
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._batch = _Job()
+
+    @property
+    def running(self) -> bool:
+        """True while worker threads exist (work has been handed over to them)."""
+        return self._pool is not None
+
+    def queue(
+        self, new: CompressorFactory, data: bytes, zdict: bytes, final: bool, alone: bool = False
+    ) -> _Slot:
+        """Queue one block; :meth:`take` of the slot returns its compressed bytes."""
+        job = self._batch
+        slot = _Slot(job, len(job.pieces), len(data))
+        job.pieces.append((new, data, zdict, final))
+        job.nbytes += len(data)
+        self.pending += len(data)
+        if alone or job.nbytes >= _BATCH_BYTES:
+            self.flush()
+        return slot
+
+    def flush(self) -> None:
+        """Hand the blocks queued so far to a worker as one job."""
+        job = self._batch
+        if not job.pieces:
+            return
+        self._batch = _Job()
+        if self.workers == 0:
+            job.results = _compress_all(job.pieces)  # type: ignore[assignment]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, _THREAD_NAME)
+            job.future = self._pool.submit(_compress_all, job.pieces)
+        job.pieces = []  # the worker holds its own reference until it is done
+
+    def take(self, slot: _Slot) -> bytes:
+        """The compressed bytes of ``slot``, waiting for its job if need be."""
+        job = slot.job
+        if job.results is None and job.future is None:
+            self.flush()  # not handed over yet (cannot happen in order; be safe)
+        if job.results is None:
+            job.results = job.future.result()  # type: ignore[union-attr,assignment]
+            job.future = None
+        out = job.results[slot.index]  # type: ignore[index]
+        job.results[slot.index] = None  # type: ignore[index]  # free it as it leaves
+        self.pending -= slot.nbytes
+        return out  # type: ignore[return-value]
+
+    def cancel(self) -> None:
+        """Drop queued work and join the threads (each finishes at most its job)."""
+        self._batch = _Job()
+        self.pending = 0
+        self.stop()
+
+    def stop(self) -> None:
+        """Join the worker threads; a later :meth:`queue` starts new ones."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # Join the threads, unless this runs in one of them (a garbage collection
+            # there may finalize a dropped pass): a thread cannot join itself.
+            inside = threading.current_thread().name.startswith(_THREAD_NAME)
+            pool.shutdown(wait=not inside, cancel_futures=True)
+
+
 class ParallelDeflate:
     """The deflate engine of one pass over ``entries``; see the module docstring.
 
@@ -187,10 +270,8 @@ class ParallelDeflate:
         # Input bytes queued and not yet yielded stay under this (counted in program
         # order, never by thread timing, so the decisions it drives are deterministic).
         self.budget = 2 * max(1, self.workers) * self.block_size
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pending = 0
+        self._blocks = BlockPool(self.workers)
         self._ahead: deque[_Ahead] = deque()
-        self._batch = _Job()
         self._deflaters: dict[object, CompressorFactory] = {}
         self._cursor = 0  # where to start looking for the next entry asked for
         self._next = 0  # the first entry not yet considered for look-ahead
@@ -210,15 +291,13 @@ class ParallelDeflate:
             self.close()  # an error or a closed pass: nothing may keep running
             raise
         if not self._ahead:
-            self._stop_pool()  # idle threads would outlive a pass closed between entries
+            self._blocks.stop()  # idle threads would outlive a pass closed between entries
         return result
 
     def close(self) -> None:
         """Cancel queued work and join the worker threads (at most one block each)."""
         self._ahead.clear()
-        self._batch = _Job()
-        self._pending = 0
-        self._stop_pool()
+        self._blocks.cancel()
 
     # -- entries read ahead -----------------------------------------------------------------
 
@@ -228,7 +307,7 @@ class ParallelDeflate:
             raise ahead.error
         self._top_up(index + 1)
         for slot in ahead.slots:
-            yield self._take(slot)
+            yield self._blocks.take(slot)
         return ahead.size, ahead.crc
 
     def _top_up(self, start: int) -> None:
@@ -237,20 +316,20 @@ class ParallelDeflate:
         Only once at least half the budget has drained, so reading happens in rounds and
         small entries fill whole jobs rather than trickling out one per job.
         """
-        if self.workers == 0 or self._pending > self.budget // 2:
+        if self.workers == 0 or self._blocks.pending > self.budget // 2:
             return
         entries, i = self.entries, max(start, self._next)
-        while i < len(entries) and self._pending < self.budget:
+        while i < len(entries) and self._blocks.pending < self.budget:
             entry = entries[i]
             if entry.is_dir or entry.compression != DEFLATE:
                 i += 1  # stored entries and folders are the writer's business
                 continue
-            if not self._may_read_ahead(entry) or self._pending + entry.size > self.budget:  # type: ignore[operator]
+            if not self._may_read_ahead(entry) or self._blocks.pending + entry.size > self.budget:  # type: ignore[operator]
                 break
             self._ahead.append(self._read_ahead(entry))
             i += 1
         self._next = i
-        self._flush_batch()
+        self._blocks.flush()
 
     def _may_read_ahead(self, entry: Entry) -> bool:
         # Files and bytes only: opening them has no side effects and any thread may read
@@ -280,7 +359,7 @@ class ParallelDeflate:
         ahead.size, ahead.crc = len(data), crc32(data)
         new = self._deflater(entry)
         for block, zdict, final in _cut(data, self.block_size):
-            ahead.slots.append(self._queue(new, block, zdict, final))
+            ahead.slots.append(self._blocks.queue(new, block, zdict, final))
         return ahead
 
     def _deflater(self, entry: Entry) -> CompressorFactory:
@@ -307,18 +386,18 @@ class ParallelDeflate:
             if entry.size is not None and entry.size <= self.block_size:
                 blocks: Iterator[tuple[bytes, bool]] = iter([(_whole(reader, entry), True)])
             else:
-                blocks = _blocks(reader, self.block_size)
+                blocks = read_blocks(reader, self.block_size)
             for block, final in blocks:
                 crc = crc32(block, crc)
                 size += len(block)
                 if final:
                     _check_size(entry, size)
-                    if not mine and self._pool is None:
+                    if not mine and not self._blocks.running:
                         alone = block
                         break
-                while mine and self._pending + len(block) > self.budget:
-                    yield self._take(mine.popleft())
-                mine.append(self._queue(new, block, tail, final, alone=True))
+                while mine and self._blocks.pending + len(block) > self.budget:
+                    yield self._blocks.take(mine.popleft())
+                mine.append(self._blocks.queue(new, block, tail, final, alone=True))
                 tail = block[-WINDOW:]
         finally:
             reader.close()
@@ -326,57 +405,10 @@ class ParallelDeflate:
         if alone is not None:
             # A one-block entry with nothing queued before it has nothing to overlap
             # with: compressing it in this thread saves a hand-off (and starting threads).
-            yield _compress(new, alone, tail, True)
+            yield compress_block(new, alone, tail, True)
         while mine:
-            yield self._take(mine.popleft())
+            yield self._blocks.take(mine.popleft())
         return size, crc
-
-    # -- jobs -------------------------------------------------------------------------------
-
-    def _queue(
-        self, new: CompressorFactory, data: bytes, zdict: bytes, final: bool, alone: bool = False
-    ) -> _Slot:
-        job = self._batch
-        slot = _Slot(job, len(job.pieces), len(data))
-        job.pieces.append((new, data, zdict, final))
-        job.nbytes += len(data)
-        self._pending += len(data)
-        if alone or job.nbytes >= _BATCH_BYTES:
-            self._flush_batch()
-        return slot
-
-    def _flush_batch(self) -> None:
-        job = self._batch
-        if not job.pieces:
-            return
-        self._batch = _Job()
-        if self.workers == 0:
-            job.results = _compress_all(job.pieces)  # type: ignore[assignment]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, _THREAD_NAME)
-            job.future = self._pool.submit(_compress_all, job.pieces)
-        job.pieces = []  # the worker holds its own reference until it is done
-
-    def _take(self, slot: _Slot) -> bytes:
-        job = slot.job
-        if job.results is None and job.future is None:
-            self._flush_batch()  # not handed over yet (cannot happen in order; be safe)
-        if job.results is None:
-            job.results = job.future.result()  # type: ignore[union-attr,assignment]
-            job.future = None
-        out = job.results[slot.index]  # type: ignore[index]
-        job.results[slot.index] = None  # type: ignore[index]  # free it as it leaves
-        self._pending -= slot.nbytes
-        return out  # type: ignore[return-value]
-
-    def _stop_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # Join the threads, unless this runs in one of them (a garbage collection
-            # there may finalize a dropped pass): a thread cannot join itself.
-            inside = threading.current_thread().name.startswith(_THREAD_NAME)
-            pool.shutdown(wait=not inside, cancel_futures=True)
 
     def _locate(self, entry: Entry) -> int:
         entries, i = self.entries, self._cursor
@@ -395,4 +427,12 @@ def _check_size(entry: Entry, size: int) -> None:
         )
 
 
-__all__ = ["BLOCK_SIZE", "WINDOW", "ParallelDeflate", "default_workers"]
+__all__ = [
+    "BLOCK_SIZE",
+    "WINDOW",
+    "BlockPool",
+    "ParallelDeflate",
+    "compress_block",
+    "default_workers",
+    "read_blocks",
+]
