@@ -41,7 +41,7 @@ import logging
 import mimetypes
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Optional, Union
 from urllib.parse import quote, unquote_to_bytes
 
@@ -51,7 +51,7 @@ from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
 from zipwsgi.engine.stream import ZipStream
 from zipwsgi.errors import ArchiveNameError, OutsideRootError
 from zipwsgi.http.responses import archive_response
-from zipwsgi.paths import Root
+from zipwsgi.paths import Found, Root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -290,18 +290,14 @@ class ZipApp:
     def _build(self, items: list[tuple[str, str]], folder: str) -> ZipStream:
         """A stream of real paths under their archive names; errors become 403/404.
 
-        Folders are walked by :meth:`Root.walk` (not ``add_path``) with the same
-        ``folder`` as the page's sizes, so the zip holds exactly what the page lists.
+        Folders are walked by :meth:`Root.found` (not ``add_path``) with the same
+        ``folder`` as the page's sizes, so the zip holds exactly what the page lists, and
+        every file is stat-ed once.
         """
         stream = ZipStream(compression=self.compression)
         try:
             for real, arcname in items:
-                for name, entry in self.root.walk(real, arcname, folder):
-                    name = _printable(name)
-                    if entry.is_dir:
-                        stream.mkdir(name, mtime=entry.st.st_mtime, mode=entry.st.st_mode)
-                    else:
-                        stream.add_path(entry.real, name)
+                stream.add_found(_printable_names(self.root.found(real, arcname, folder)))
         except PermissionError:
             stream.close()
             raise _Problem(403, "Part of this folder cannot be read.") from None
@@ -395,6 +391,13 @@ def _file_response(real: str, st: os.stat_result) -> webob.Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox"
     return response
+
+
+def _printable_names(found: Iterable[Found]) -> Iterator[Found]:
+    """Walked entries with names a browser can show (see :func:`_printable`)."""
+    for item in found:
+        item.arcname = _printable(item.arcname)
+        yield item
 
 
 def _path_info(environ: WSGIEnvironment) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32, deflate_implementation
 from zipwsgi.engine.plan import Plan
@@ -24,19 +24,12 @@ from zipwsgi.errors import (
 )
 from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
-from zipwsgi.paths import is_within, normalise_name
+from zipwsgi.paths import Found, normalise_name, walk_folder
 
 if TYPE_CHECKING:
     pass
 
 
-
-def _warn(message: str, *args: object) -> None:
-    """Log a warning; ``logging`` is imported on first use (it costs 1.4 MiB of RSS,
-    and only folder walks that skip something ever log)."""
-    import logging
-
-    logging.getLogger(__name__).warning(message, *args)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -46,8 +39,6 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 #: zip epoch, so archives never depend on "now" and replicas serve identical bytes.
 DEFAULT_MTIME = 315532800
 _COMPRESSIONS = (STORED, DEFLATE)
-# Folder walks stat names relative to a folder descriptor where the OS allows it.
-_STAT_AT = os.stat in os.supports_dir_fd and os.scandir in os.supports_fd
 
 
 class _LengthWhenKnown:
@@ -172,10 +163,16 @@ class ArchiveStream:
         except OSError as exc:
             raise SourceUnavailableError(f"cannot stat {path}: {exc.strerror}") from exc
         if stat.S_ISDIR(st.st_mode):
-            arcname = normalise_name(arcname)
-            root = os.path.realpath(path)
-            walk = _Walk(root, recursive, include_hidden, compression, level)
-            self._walk(walk, root, arcname, st)
+            self.add_found(
+                walk_folder(
+                    os.path.realpath(path),
+                    normalise_name(arcname),
+                    recursive=recursive,
+                    include_hidden=include_hidden,
+                ),
+                compression=compression,
+                level=level,
+            )
         else:
             self.add(
                 FileSource(path, st),
@@ -187,85 +184,45 @@ class ArchiveStream:
                 level=level,
             )
 
-    def _walk(self, walk: "_Walk", directory: str, arcname: str, st: os.stat_result) -> None:
-        # ``walk.seen`` holds the folders on the current path only: it stops symlink
-        # cycles without dropping a folder that two sibling links both (legitimately) reach.
-        here = (st.st_dev, st.st_ino)
-        walk.seen.add(here)
-        try:
-            self._walk_children(walk, directory, arcname, st)
-        finally:
-            walk.seen.discard(here)
-
-    def _walk_children(
-        self, walk: "_Walk", directory: str, arcname: str, st: os.stat_result
-    ) -> None:
-        self.mkdir(arcname, mtime=st.st_mtime, mode=st.st_mode)
-        # Children are stat-ed relative to an open descriptor of their folder: the kernel
-        # then resolves one name instead of the whole path (a third off each stat).
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY) if _STAT_AT else None
-        try:
-            with os.scandir(directory if dir_fd is None else dir_fd) as it:
-                children = sorted(it, key=lambda d: d.name)
-            self._add_children(walk, directory, dir_fd, children, arcname)
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-
-    def _add_children(
+    def add_found(
         self,
-        walk: "_Walk",
-        directory: str,
-        dir_fd: Optional[int],
-        children: list[os.DirEntry],
-        arcname: str,
+        found: Iterable[Found],
+        *,
+        compression: Optional[str] = None,
+        level: Level = None,
     ) -> None:
-        prefix = directory if directory.endswith(os.sep) else directory + os.sep
-        folder = FolderFiles(prefix, len(arcname) + 1)
-        for child in children:
-            if not walk.include_hidden and child.name.startswith("."):
+        """Add what a folder walk (:func:`zipwsgi.paths.walk_folder`) found, folders as
+        directory entries, files with the stat the walk made (no second stat)."""
+        folders: Optional[FolderFiles] = None
+        folder_of: Optional[str] = None
+        for item in found:
+            st = item.st
+            if stat.S_ISDIR(st.st_mode):
+                self.mkdir(item.arcname, mtime=st.st_mtime, mode=st.st_mode)
                 continue
-            target = prefix + child.name
-            plain = True  # found where it is named: its path can be rebuilt from its name
-            try:
-                if child.is_symlink():
-                    plain = False
-                    link, target = target, os.path.realpath(target)
-                    if not is_within(target, walk.root):
-                        _warn("skipping symlink leaving %s: %s", walk.root, link)
-                        continue
-                    child_st = os.stat(target)
-                else:
-                    child_st = os.stat(child.name if dir_fd is not None else target, dir_fd=dir_fd)
-            except OSError:
-                _warn("skipping unreadable or broken entry: %s%s", prefix, child.name)
-                continue
-            child_name = f"{arcname}/{child.name}"
-            if "\\" in child.name:
-                child_name = normalise_name(child_name)
-                plain = False
-            if stat.S_ISDIR(child_st.st_mode):
-                if walk.recursive and (child_st.st_dev, child_st.st_ino) not in walk.seen:
-                    self._walk(walk, target, child_name, child_st)
-            elif stat.S_ISREG(child_st.st_mode):
-                # Straight to _append: the name is already normal (the folder's name was
-                # normalised once; a directory entry's name holds no "/" or NUL), and its
-                # parents are folders this walk has added, so only the name itself is new.
-                self._append(
-                    child_name,
-                    (
-                        FolderFile(folder, child_name, child_st)
-                        if plain
-                        else FileSource(target, child_st)
-                    ),
-                    child_st.st_size,
-                    child_st.st_mtime,
-                    child_st.st_mode,
-                    None,
-                    walk.compression,
-                    walk.level,
-                    parents_checked=True,
-                )
+            name = item.arcname
+            if item.plain:
+                # Walked files keep no path of their own: the folder's prefix, shared by
+                # all its files, plus the end of the archive name rebuild it.
+                if item.folder is not folder_of:
+                    folder_of = item.folder
+                    folders = FolderFiles(item.folder, len(name) - len(item.name))
+                source: Source = FolderFile(folders, name, st)  # type: ignore[arg-type]
+            else:
+                source = FileSource(item.path, st)
+            # Straight to _append: walked names are normal already, and their parents are
+            # folders this walk has added, so only the name itself is new.
+            self._append(
+                name,
+                source,
+                st.st_size,
+                st.st_mtime,
+                st.st_mode,
+                None,
+                compression,
+                level,
+                parents_checked=True,
+            )
 
     def _append(
         self,
@@ -456,27 +413,6 @@ class ArchiveStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Walk:
-    """What stays the same across one ``add_path`` folder walk."""
-
-    __slots__ = ("root", "recursive", "include_hidden", "compression", "level", "seen")
-
-    def __init__(
-        self,
-        root: str,
-        recursive: bool,
-        include_hidden: bool,
-        compression: Optional[str],
-        level: Level,
-    ) -> None:
-        self.root = root
-        self.recursive = recursive
-        self.include_hidden = include_hidden
-        self.compression = compression
-        self.level = level
-        self.seen: set[tuple[int, int]] = set()
 
 
 class ZipStream(ArchiveStream):

@@ -28,7 +28,7 @@ from zipwsgi.errors import (
 from zipwsgi.http.manifest import ManifestEntry, parse_manifest
 from zipwsgi.http.roots import Roots
 from zipwsgi.http.subrequest import SubrequestSource, subrequest_environ
-from zipwsgi.paths import split_url_path
+from zipwsgi.paths import readable, split_url_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -171,7 +171,7 @@ def _checked_stat(entry: ManifestEntry, path: str, st: Optional[os.stat_result])
             raise Refusal(f"cannot stat {path}: {exc.strerror}", "file not readable") from None
     if not stat.S_ISREG(st.st_mode):
         raise Refusal(f"not a regular file: {path}", "not a regular file")
-    if not _surely_readable(st) and not os.access(path, os.R_OK):
+    if not readable(path, st):
         raise Refusal(f"not readable: {path}", "file not readable")
     if st.st_size != entry.size:
         raise Refusal(
@@ -179,18 +179,6 @@ def _checked_stat(entry: ManifestEntry, path: str, st: Optional[os.stat_result])
             "size in the manifest differs from the file",
         )
     return st
-
-
-def _surely_readable(st: os.stat_result) -> bool:
-    """True when the mode bits alone promise we can read the file (world-readable, or
-    ours and owner-readable): the common case then skips an ``access`` call per file.
-    Anything else is asked of ``os.access``, which knows groups, ACLs and privileges."""
-    if st.st_mode & stat.S_IROTH:
-        return True
-    return st.st_uid == _EUID and bool(st.st_mode & stat.S_IRUSR)
-
-
-_EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 
 
 def refuse_entry(entry: ManifestEntry, detail: str, public: str, status: int = 500) -> Refusal:
