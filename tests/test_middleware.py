@@ -264,7 +264,7 @@ def full(serve) -> tuple[webtest.TestApp, webtest.TestResponse]:
         ("bytes=10-99", 10, 100),
         ("bytes=100-", 100, None),
         ("bytes=-50", -50, None),
-        ("bytes=0-9,20-29", 0, 10),  # WebOb honours the first range of a multi-range
+        ("bytes=0-9,10-29", 0, 30),  # touching ranges coalesce into one part (one 206)
         ("bytes=5-1000000", 5, None),
     ],
 )
