@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from zipwsgi._version import __version__
 from zipwsgi.engine.stream import ZipStream
+from zipwsgi.engine.tarstream import TarStream
 from zipwsgi.errors import (
     ArchiveNameError,
     DuplicateNameError,
@@ -49,6 +50,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "__version__",
     "ZipStream",
+    "TarStream",
     "ZipApp",
     "ZipMiddleware",
     "archive_response",

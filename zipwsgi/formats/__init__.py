@@ -1,4 +1,4 @@
-"""Archive formats: records packed from plain values, no I/O (zip; tar next).
+"""Archive formats: records packed from plain values, no I/O (zip and tar).
 
 This layer imports nothing from the engine or the HTTP layer; ``tests/test_layers.py``
 enforces it.
