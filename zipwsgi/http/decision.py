@@ -288,7 +288,7 @@ def parse_http_date(value: str, *, now_year: Optional[int] = None) -> Optional[i
     if (m := _IMF_FIXDATE.fullmatch(value)) is not None:
         fields = (int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))
     elif (m := _ASCTIME.fullmatch(value)) is not None:
-        fields = (int(m[7]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]))
+        fields = (int(m[6]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]))
     elif (m := _RFC850.fullmatch(value)) is not None:
         if now_year is None:
             now_year = datetime.datetime.now(datetime.timezone.utc).year
