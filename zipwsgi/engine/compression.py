@@ -17,7 +17,13 @@ request) is served by streaming it again, and must get the same bytes.
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Optional, Protocol, Union
+from types import ModuleType
+from typing import Callable, Optional, Protocol, cast
+
+from zipwsgi.formats.entry import Level as Level  # re-exported: callers import it here
+
+_zlib_ng: Optional[ModuleType]
+_isal_zlib: Optional[ModuleType]
 
 try:  # zlib-ng: same ratios as zlib at each level, faster
     from zlib_ng import zlib_ng as _zlib_ng
@@ -32,9 +38,9 @@ except ImportError:  # pragma: no cover - depends on the optional extra
 
 def _pick_crc32() -> Callable[[bytes, int], int]:
     if _isal_zlib is not None:
-        return _isal_zlib.crc32
+        return cast(Callable[[bytes, int], int], _isal_zlib.crc32)
     if _zlib_ng is not None:
-        return _zlib_ng.crc32
+        return cast(Callable[[bytes, int], int], _zlib_ng.crc32)
     return zlib.crc32
 
 
@@ -44,8 +50,6 @@ CRC32_IMPLEMENTATION = getattr(crc32, "__module__", "zlib") or "zlib"
 DEFAULT_LEVEL = 6
 #: The level name that trades some ratio for several times the speed (see the module doc).
 FAST = "fast"
-#: What callers may pass as a level: None (the default, 6), an int 0-9 or -1, or FAST.
-Level = Union[int, str, None]
 
 # The level each implementation runs for FAST, measured on log-like text (ratio at zlib
 # level 6: 3.47). isal 3: ratio 3.09 at ~210 MB/s per core. Not isal 1 or 2 (2.98 and 3.03
@@ -104,8 +108,8 @@ def deflater(level: Level) -> CompressorFactory:
 
     def new(zdict: Optional[bytes] = None) -> Compressor:
         if zdict:
-            return compressobj(number, zlib.DEFLATED, _RAW, _MEM_LEVEL, 0, zdict)
-        return compressobj(number, zlib.DEFLATED, _RAW)
+            return cast(Compressor, compressobj(number, zlib.DEFLATED, _RAW, _MEM_LEVEL, 0, zdict))
+        return cast(Compressor, compressobj(number, zlib.DEFLATED, _RAW))
 
     return new
 

@@ -365,7 +365,7 @@ class ParallelDeflate:
     def _deflater(self, entry: Entry) -> CompressorFactory:
         new = self._deflaters.get(entry.level)
         if new is None:
-            new = self._deflaters[entry.level] = deflater(entry.level)  # type: ignore[arg-type]
+            new = self._deflaters[entry.level] = deflater(entry.level)
         return new
 
     def _drop_ahead(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from typing import Any, Callable, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union, cast
 
 from zipwsgi.errors import SourceChangedError, SourceError, SourceUnavailableError
 
@@ -104,7 +104,9 @@ class FileSource(Source):
 
     __slots__ = ("path", "size", "_mtime_ns")  # kept lean: one per file in an archive
 
-    def __init__(self, path: Union[str, os.PathLike], st: Optional[os.stat_result] = None):
+    def __init__(
+        self, path: Union[str, os.PathLike[str]], st: Optional[os.stat_result] = None
+    ) -> None:
         self.path = os.fspath(path)
         if st is None:
             try:
@@ -144,7 +146,7 @@ class FileSource(Source):
         return fd
 
     def open(self) -> Reader:
-        return _FileReader(self._open_checked(), self.path, self.size)
+        return _FileReader(self._open_checked(), self.path, cast(int, self.size))
 
     def read_all(self, size: int) -> bytes:
         # The small-file path, in one function: open, check, one read of size+1 bytes
@@ -196,9 +198,13 @@ class FolderFile(FileSource):
         self.size = st.st_size
         self._mtime_ns = st.st_mtime_ns
 
-    @property  # type: ignore[override]
+    @property
     def path(self) -> str:
         return self.folder.prefix + self.name[self.folder.cut :]
+
+    @path.setter
+    def path(self, value: str) -> None:
+        raise AttributeError("a walked file's path follows from its folder and name")
 
 
 class _FileReader(Reader):
@@ -424,7 +430,7 @@ class _PositionedReader(Reader):
 
     def read(self, n: int) -> bytes:
         self.fileobj.seek(self.pos)
-        data = self.fileobj.read(n)
+        data: bytes = self.fileobj.read(n)
         self.pos += len(data)
         return data
 
@@ -439,7 +445,8 @@ class _FileObjectReader(Reader):
         self.fileobj = fileobj
 
     def read(self, n: int) -> bytes:
-        return self.fileobj.read(n)
+        data: bytes = self.fileobj.read(n)
+        return data
 
     def skip(self, n: int) -> None:
         if _seekable(self.fileobj):

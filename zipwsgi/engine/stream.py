@@ -233,7 +233,7 @@ class ArchiveStream:
         mode: Optional[int],
         crc: Optional[int],
         compression: Optional[str],
-        level: Optional[int],
+        level: Level,
         is_dir: bool = False,
         parents_checked: bool = False,
     ) -> None:

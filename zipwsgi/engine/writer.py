@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 from zipwsgi.engine.compression import crc32
 from zipwsgi.engine.plan import Plan
-from zipwsgi.engine.sources import Reader
+from zipwsgi.engine.sources import Reader, Source
 from zipwsgi.errors import SourceChangedError, SourceError
 from zipwsgi.formats.entry import DEFLATE, Entry, EntryRecord
 
@@ -187,7 +187,8 @@ class Writer:
     def _small_data(self, entry: Entry) -> bytes:
         """All of a small entry's bytes in one read, checked against its promised size."""
         try:
-            data = entry.source.read_all(entry.size)  # type: ignore[union-attr,arg-type]
+            source: Source = entry.source
+            data = source.read_all(entry.size)  # type: ignore[arg-type]
         except SourceError as exc:
             raise type(exc)(f"{entry.name!r}: {exc}") from exc
         if entry.crc_found is None and self.needs_crc:
@@ -318,9 +319,10 @@ class _Learned:
 
 
 def _open(entry: Entry) -> Reader:
-    assert entry.source is not None
+    source: Optional[Source] = entry.source
+    assert source is not None
     try:
-        return entry.source.open()
+        return source.open()
     except SourceError as exc:
         raise type(exc)(f"{entry.name!r}: {exc}") from exc
 

@@ -9,7 +9,10 @@ from the engine or the HTTP layer (a test enforces it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Tuple, Union
+
+#: A deflate level as callers give it: None (the default), an int 0-9 or -1, or "fast".
+Level = Union[int, str, None]
 
 STORED = "stored"
 DEFLATE = "deflate"
@@ -47,7 +50,7 @@ class Entry:
         mtime: int,
         mode: int,
         compression: str,
-        level: Optional[int],
+        level: Level,
         crc_given: Optional[int],
         crc_ahead: bool = False,
     ) -> None:

@@ -25,7 +25,7 @@ from zipwsgi.errors import SubrequestError
 from zipwsgi.http.wsgi import Captured, NoStatusError, close_all
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
 __all__ = ["SubrequestSource", "subrequest_environ"]
 
@@ -63,7 +63,7 @@ _NEVER_PASSED = frozenset(
 
 
 def subrequest_environ(
-    environ: WSGIEnvironment,
+    environ: Mapping[str, Any],
     location: str,
     query: str = "",
     pass_headers: Sequence[str] = (),

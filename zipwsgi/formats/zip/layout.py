@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import stat
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, cast
 
 from zipwsgi.errors import ArchiveNameError
 from zipwsgi.formats.entry import DEFLATE, Entry, EntryRecord
@@ -39,16 +39,27 @@ _ZIP64 = 1 << 24
 _DESCRIPTOR = 1 << 25
 
 
-def _bits(entry: Entry) -> int:
+def _facts(entry: Entry) -> Optional[ZipEntryFacts]:
+    """The entry's :class:`ZipEntryFacts`, or None when its layout is just the bits.
+
+    Most entries need nothing but the bits (an int shared between entries); only names
+    that are not plain UTF-8 carry a facts object. ``Entry.layout`` is opaque to the
+    engine, so this is the one place that knows which of the two it holds.
+    """
     layout = entry.layout
-    return layout if type(layout) is int else layout.bits  # type: ignore[union-attr,return-value]
+    return None if type(layout) is int else cast(ZipEntryFacts, layout)
+
+
+def _bits(entry: Entry) -> int:
+    facts = _facts(entry)
+    return cast(int, entry.layout) if facts is None else facts.bits
 
 
 def _name(entry: Entry) -> bytes:
-    layout = entry.layout
-    if type(layout) is int or layout.name is None:  # type: ignore[union-attr]
+    facts = _facts(entry)
+    if facts is None or facts.name is None:
         return entry.name.encode("utf-8")
-    return layout.name  # type: ignore[union-attr]
+    return facts.name
 
 
 def _shared_fields(entry: Entry) -> tuple[int, bytes, bytes, int, int]:
@@ -57,21 +68,21 @@ def _shared_fields(entry: Entry) -> tuple[int, bytes, bytes, int, int]:
     Computed in one place because both headers are written for every entry: the common
     case (``layout`` a plain int) costs one cached call and one encode.
     """
-    layout = entry.layout
+    facts = _facts(entry)
     date, clock, extra = zf.time_fields(entry.mtime)
-    if type(layout) is int:
-        return layout, entry.name.encode("utf-8"), extra, date, clock  # type: ignore[return-value]
-    name = layout.name if layout.name is not None else entry.name.encode("utf-8")  # type: ignore[attr-defined]
-    if layout.name_extra:  # type: ignore[attr-defined]
-        extra += layout.name_extra  # type: ignore[attr-defined]
-    return layout.bits, name, extra, date, clock  # type: ignore[attr-defined]
+    if facts is None:
+        return cast(int, entry.layout), entry.name.encode("utf-8"), extra, date, clock
+    name = facts.name if facts.name is not None else entry.name.encode("utf-8")
+    if facts.name_extra:
+        extra += facts.name_extra
+    return facts.bits, name, extra, date, clock
 
 
 def _extra_size(entry: Entry) -> int:
-    layout = entry.layout
-    if type(layout) is int or not layout.name_extra:  # type: ignore[union-attr]
+    facts = _facts(entry)
+    if facts is None or not facts.name_extra:
         return zf.EXT_TIMESTAMP_SIZE
-    return zf.EXT_TIMESTAMP_SIZE + len(layout.name_extra)  # type: ignore[union-attr]
+    return zf.EXT_TIMESTAMP_SIZE + len(facts.name_extra)
 
 
 @functools.lru_cache(maxsize=256)
