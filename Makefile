@@ -21,12 +21,14 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests
 	$(BIN)/ruff check zipwsgi tests examples benchmarks
+	$(BIN)/mypy zipwsgi
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests -m "not slow and not browser"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check zipwsgi tests examples benchmarks
+	$(BIN)/mypy zipwsgi
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py
