@@ -28,7 +28,7 @@ from typing import (
     Union,
 )
 
-import webob  # type: ignore[import-untyped]
+import webob
 
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.http.decision import (
@@ -58,9 +58,12 @@ _REQUEST_HEADERS = {
 
 class RangedBody(Protocol):
     """What a :class:`RangedResponse` serves: byte ranges on demand, and a ``close`` that
-    releases everything. ``app_iter_range(start, stop)`` (``stop`` exclusive, None for
-    the end) must not open anything before its result is iterated: HEAD calls nothing,
-    but a client may disconnect between parts. Each result may have a ``close`` too."""
+    releases everything (iterable as a whole too: it is WebOb's ``app_iter``).
+    ``app_iter_range(start, stop)`` (``stop`` exclusive, None for the end) must not open
+    anything before its result is iterated: HEAD calls nothing, but a client may
+    disconnect between parts. Each result may have a ``close`` too."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
     def app_iter_range(self, start: int, stop: Optional[int]) -> Iterable[bytes]: ...
 
@@ -72,7 +75,7 @@ def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     return {name: environ[key] for key, name in _REQUEST_HEADERS.items() if key in environ}
 
 
-class RangedResponse(webob.Response):  # type: ignore[misc]
+class RangedResponse(webob.Response):
     """A WebOb response for a byte representation, answered by the RFC 9110 decision.
 
     Still a ``webob.Response``: callers (and framework views) may add headers, read
@@ -121,7 +124,7 @@ class RangedResponse(webob.Response):  # type: ignore[misc]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.status_code != 200 or self.app_iter is not self.ranged_body:
-            return super().__call__(environ, start_response)  # type: ignore[no-any-return]
+            return super().__call__(environ, start_response)
         decision = self.decide(environ)
         replaced = decision.remove | {name.lower() for name, _ in decision.headers}
         headerlist = [(n, v) for n, v in self.headerlist if n.lower() not in replaced]
