@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import webob
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from servers import thread_server
 
 from zipwsgi import ZipApp, ZipMiddleware, ZipStream
 from zipwsgi.app import _FileBody
 from zipwsgi.engine.sources import FileSource
 from zipwsgi.http.decision import MAX_RANGES, format_http_date
+from zipwsgi.http.responses import archive_response
 
 MTIME = 1_700_000_000
 LM = format_http_date(MTIME)
@@ -333,3 +337,51 @@ def test_curl_multirange_and_resume_over_waitress(servers, tmp_path, name):
     part.write_bytes(full[:100])
     result = curl("-C", "-", "-H", f"If-Range: {AFTER}", "-o", str(part), url)
     assert result.returncode == 33 and part.read_bytes() == full[:100]
+
+
+# --- property: multipart over a real archive stream ----------------------------------------
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 400)), min_size=2,
+                      max_size=8))
+def test_property_multipart_archive_parts_equal_the_slices(specs):
+    stream = ZipStream()
+    stream.add(bytes(range(256)) * 6, "a.bin", mtime=MTIME)
+    stream.add(b"tail\n" * 100, "b.txt", mtime=MTIME)
+    app = webtest.TestApp(lambda environ, start_response: archive_response(
+        webob.Request(environ), stream)(environ, start_response))
+    full = app.get("/x.zip").body
+    value = "bytes=" + ",".join(f"{a}-{a + n}" for a, n in specs)
+    response = app.get("/x.zip", headers={"Range": value}, expect_errors=True)
+    assert response.status_int in (200, 206, 416)
+    if response.status_int == 200:
+        assert response.body == full
+    elif response.headers["Content-Type"].startswith("multipart/"):
+        assert int(response.headers["Content-Length"]) == len(response.body)
+        for a, b, data in parse_multipart(response, len(full)):
+            assert data == full[a:b]
+    elif response.status_int == 206:
+        first = int(response.headers["Content-Range"].split()[1].split("-")[0])
+        assert response.body == full[first:first + len(response.body)]
+
+
+def test_deflate_archives_have_preconditions_but_no_ranges(root):
+    def app(environ, start_response):
+        stream = ZipStream("deflate")
+        stream.add_path(str(root / "docs"), "docs")
+        start_response("200 OK", [])
+        return stream
+
+    wrapped = ZipMiddleware(app)
+    sent: list[tuple[str, str]] = []
+    body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/d.zip", "HTTP_RANGE": "bytes=0-3"},
+                   lambda status, headers, exc_info=None: sent.extend(headers))
+    body.close()  # webtest adds a Content-Length of its own: look at what was sent
+    names = {name.lower() for name, _ in sent}
+    assert "content-length" not in names and "accept-ranges" not in names and "etag" in names
+    test = webtest.TestApp(wrapped)
+    whole = test.get("/d.zip")
+    assert test.get("/d.zip", headers={"Range": "bytes=0-3,9-9"}).body == whole.body
+    test.get("/d.zip", headers={"If-Match": '"nope"'}, status=412)
+    test.get("/d.zip", headers={"If-Match": whole.headers["ETag"]}, status=200)
