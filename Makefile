@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test test-fast lint bench clean
+.PHONY: serve test test-fast test-without-speedups lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/activate setup.cfg setup.py
-	$(BIN)/pip install -q -e '.[test,fast]'
+	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 serve: $(VENV)/.installed
@@ -25,6 +25,14 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests -m "not slow and not browser"
+
+# The install without isal/zlib-ng (platforms with no wheels for them): the engine,
+# deflate and middleware tests in a process where both cannot be imported.
+test-without-speedups: $(VENV)/.installed
+	$(BIN)/python tests/without_speedups.py -p no:cacheprovider -m "not slow and not browser" \
+		tests/test_engine_shapes.py tests/test_engine_ranges.py tests/test_engine_failures.py \
+		tests/test_engine_zip64.py tests/test_deflate.py tests/test_precompute_crc.py \
+		tests/test_middleware.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check zipwsgi tests examples benchmarks

@@ -361,6 +361,17 @@ print(codecs.deflate_implementation(6), "/", codecs.deflate_implementation("fast
 """
 
 
+def test_the_speedups_are_regular_dependencies() -> None:
+    """``pip install zipwsgi`` brings isal and zlib-ng (where wheels exist), no extra
+    needed; ``[fast]`` stays as an empty alias."""
+    from importlib.metadata import requires
+
+    needs = requires("zipwsgi") or []
+    for name in ("isal", "zlib-ng"):
+        (line,) = [r for r in needs if r.startswith(name + ">=")]
+        assert "extra ==" not in line and 'sys_platform == "linux"' in line
+
+
 def test_works_in_a_process_without_the_extras() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", _WITHOUT_EXTRAS], capture_output=True, text=True, timeout=120

@@ -1,8 +1,9 @@
 """CRC-32 and deflate, picking the fastest implementation installed.
 
-This is where the optional speed-ups live: ``pip install zipwsgi[fast]`` brings zlib-ng
-and isal, whose CRC-32 runs several times faster than the stdlib's and whose deflate
-produces the same format. Without them, the stdlib ``zlib`` does the job.
+This is where the speed-ups live: ``pip install zipwsgi`` brings zlib-ng and isal on the
+platforms that have wheels for them (see ``install_requires`` in setup.cfg); their CRC-32
+runs several times faster than the stdlib's and their deflate produces the same format.
+Without them, the stdlib ``zlib`` does the job.
 
 Levels: an int 0-9 (or -1, zlib's default, 6) means that zlib level, compressed by
 zlib-ng when installed (standard deflate at about zlib's ratio, 1.5-2x faster) or by
@@ -27,12 +28,12 @@ _isal_zlib: Optional[ModuleType]
 
 try:  # zlib-ng: same ratios as zlib at each level, faster
     from zlib_ng import zlib_ng as _zlib_ng
-except ImportError:  # pragma: no cover - depends on the optional extra
+except ImportError:  # pragma: no cover - no wheel for this platform
     _zlib_ng = None
 
 try:  # isal: fastest CRC-32 and a very fast low-level deflate
     from isal import isal_zlib as _isal_zlib
-except ImportError:  # pragma: no cover - depends on the optional extra
+except ImportError:  # pragma: no cover - no wheel for this platform
     _isal_zlib = None
 
 
