@@ -50,7 +50,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # Anything that normalisation would change or refuse: a backslash, NUL, an empty, "." or
 # ".." segment (or any segment starting with a dot, to keep the test simple), a leading
 # slash or drive letter, a trailing slash. Names without any of these are already
-# canonical and skip the split and join (one regex search instead of ~2 µs per name).
+# canonical and skip the split and join (one regex search instead of the full rules).
 _NEEDS_WORK = re.compile(r"[\\\x00]|//|/\.|^[/.]|/$|^[A-Za-z]:")
 
 

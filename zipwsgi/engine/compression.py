@@ -52,14 +52,12 @@ DEFAULT_LEVEL = 6
 #: The level name that trades some ratio for several times the speed (see the module doc).
 FAST = "fast"
 
-# The level each implementation runs for FAST, measured on log-like text (ratio at zlib
-# level 6: 3.47). isal 3: ratio 3.09 at ~210 MB/s per core. Not isal 1 or 2 (2.98 and 3.03
-# at ~400 MB/s): their output is not reproducible. In 10,000 small files compressed three
-# times in one process, 2-6 (level 1) and 0-1 (level 2) came out differently each run,
-# valid but different; level 3 never did, in 120,000 compressions across processes with
-# the heap scribbled over between runs (tests/test_deflate.py keeps checking).
-# zlib-ng 2: 3.05 at ~160 MB/s (its level 1 is a cruder strategy: 2.34). zlib 1: 2.89 at
-# ~120 MB/s.
+# The level each implementation runs for FAST: the fastest that still shrinks text about
+# three times AND gives the same bytes every run. Not isal 1 or 2: their output is not
+# reproducible (the same input compressed twice in one process sometimes differs: valid
+# deflate, different bytes), and a resumed download must get the bytes it started with;
+# tests/test_deflate.py keeps checking level 3. Not zlib-ng 1: a cruder strategy with a
+# much worse ratio. Speeds and ratios per choice: README, Performance.
 _FAST_ISAL_LEVEL = 3
 _FAST_ZLIB_NG_LEVEL = 2
 _FAST_ZLIB_LEVEL = 1

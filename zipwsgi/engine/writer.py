@@ -119,7 +119,7 @@ class Writer:
             if pos == offset and end <= stop and data_size <= small:  # type: ignore[operator]
                 # The speed path for small files (most entries of most archives): a whole
                 # entry in one read, its records packed straight into the batch; no
-                # generator, no Reader, no record object. ~40% faster per file.
+                # generator, no Reader, no record object.
                 if entry.is_dir:
                     put(layout.header(entry, offset), end - offset)  # type: ignore[operator]
                 else:
@@ -281,8 +281,8 @@ class Writer:
         # the finalizer covers a pass dropped between two entries.
         engine: Optional["ParallelDeflate"] = self.__dict__.get("_deflate")
         if engine is None:
-            # Imported on first use: its thread pool machinery costs ~1.5 MiB that
-            # archives of stored entries never need.
+            # Imported on first use: its thread pool machinery costs memory that archives
+            # of stored entries never need.
             from zipwsgi.engine.deflate import ParallelDeflate
 
             engine = self._deflate = ParallelDeflate(self.entries, _open, self.stream.workers)
