@@ -59,7 +59,8 @@ CHROMIUM_ARGS = (
 )
 
 #: The listing page's control names (zipwsgi/templates/listing.html).
-DOWNLOAD_SELECTED = "Download as zip"
+#: The selection button: "Download as zip", or "Download" beside a format choice.
+DOWNLOAD_SELECTED = "Download"
 DOWNLOAD_ALL = "Download whole folder"
 
 

@@ -1,4 +1,4 @@
-"""The standalone app: browse a folder over HTTP and download folders or a selection as zip.
+"""The standalone app: browse a folder over HTTP, download folders or a selection as archives.
 
 Mount it anywhere; every link and redirect it makes starts with ``SCRIPT_NAME``::
 
@@ -8,23 +8,29 @@ Mount it anywhere; every link and redirect it makes starts with ``SCRIPT_NAME``:
 Routes (paths relative to where the app is mounted):
 
 ==============================================  =========================================
-``GET /<folder>/``                              the folder's page (browsers), or its zip
-                                                when the client prefers ``application/zip``
+``GET /<folder>/``                              the folder's page (browsers), or its
+                                                archive when the client prefers
+                                                ``application/zip``, ``application/x-tar``
+                                                or ``application/gzip`` (a tar.gz)
 ``GET /<folder>/?download``                     the folder as ``<folder>.zip``; for the
-                                                root, ``/?download`` gives ``<root>.zip``
-``GET /<folder>.zip``                           the same, unless a real file has that name
+                                                root, ``/?download`` gives ``<root>.zip``;
+                                                ``&format=tar`` or ``tar.gz`` for the others
+``GET /<folder>.zip``, ``.tar``, ``.tar.gz``    the same, unless a real file has that name
                                                 (then the file wins)
 ``GET /<folder>/?path=a&path=b/c``, or POST     just the selected entries (relative to the
-(form fields ``path``)                          folder) as one zip
+(form fields ``path``, optional ``format``)     folder) as one zip, tar or tar.gz
 ``GET /<folder>``                               redirect to ``/<folder>/``
 ``GET /<file>``                                 the file itself (Range, ETag, 304)
 ==============================================  =========================================
 
-A folder's zip holds the folder itself (``docs.zip`` holds ``docs/...``, like ``zip -r``);
-a selection's zip holds the selected entries at its top, under their paths relative to
-the folder, and is named after the one entry selected, or else after the folder.
+A folder's archive holds the folder itself (``docs.zip`` holds ``docs/...``, like
+``zip -r``); a selection's archive holds the selected entries at its top, under their
+paths relative to the folder, and is named after the one entry selected, or else after
+the folder. ``format`` is ``zip`` (the default), ``tar`` or ``tar.gz``; every format
+holds the same entries. A plain tar has an exact length (resumable, like a stored zip);
+a tar.gz goes out unsized.
 
-Every zip goes out through :func:`~zipwsgi.http.responses.archive_response`, so HEAD, Range,
+Every archive goes out through :func:`~zipwsgi.http.responses.archive_response`, so HEAD, Range,
 ETag and 304 behave as in the middleware. Errors are small HTML pages (400, 403, 404, 405,
 411, 413, 415) that never echo paths; an unexpected failure is logged and answered with a plain 500.
 
@@ -48,7 +54,8 @@ from urllib.parse import quote, unquote_to_bytes
 import webob
 
 from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
-from zipwsgi.engine.stream import ZipStream
+from zipwsgi.engine.choice import FORMATS, SUFFIXES, ZIP, format_name, new_archive
+from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import ArchiveNameError, OutsideRootError
 from zipwsgi.http.responses import RangedResponse, archive_response
 from zipwsgi.paths import Found, Root
@@ -79,10 +86,11 @@ class _Problem(Exception):
 
 
 class ZipApp:
-    """A WSGI app serving the folder ``root``: pages to browse it, zips to download it.
+    """A WSGI app serving the folder ``root``: pages to browse it, archives to download it.
 
-    ``compression`` is ``"stored"`` (exact Content-Length, resumable downloads) or
-    ``"deflate"`` (smaller, streamed without a length). ``show_hidden`` also lists and
+    ``compression`` is how zips store entries: ``"stored"`` (exact Content-Length,
+    resumable downloads) or ``"deflate"`` (smaller, streamed without a length); tars are
+    always plain or gzip, as the request's format says. ``show_hidden`` also lists and
     zips names starting with a dot. ``max_selection`` and ``max_form_bytes`` bound what
     one selection request may ask for.
     """
@@ -131,13 +139,14 @@ class ZipApp:
         if request.method == "POST":
             raise _Problem(405, "Only folders accept a selection.", Allow="GET, HEAD")
         found = self._find(parts)
-        stem = parts[-1][:-4] if parts[-1].endswith(".zip") else ""
+        stem, fmt = _archive_suffix(parts[-1])
         if found is None and stem not in ("", ".", ".."):
-            # "<folder>.zip"; a hidden stem cannot get here, its ".zip" name was hidden too
+            # "<folder>.zip" (.tar, .tar.gz); a hidden stem cannot get here, its archive
+            # name was hidden too
             folder = parts[:-1] + (stem,)
             real, st = self._stat(folder)
             if stat.S_ISDIR(st.st_mode):
-                return self.whole_folder(request, folder, real)
+                return self.whole_folder(request, folder, real, fmt=fmt)
             raise _Problem(404, "There is no such file or folder here.")
         if found is None:
             raise _Problem(404, "There is no such file or folder here.")
@@ -147,17 +156,25 @@ class ZipApp:
         return _file_response(real, st)
 
     def folder(self, request: webob.Request, parts: Parts) -> webob.Response:
-        """A folder URL (``.../``): its page, its zip, or a selection from it."""
+        """A folder URL (``.../``): its page, its archive, or a selection from it."""
         real, st = self._stat(parts)
         if not stat.S_ISDIR(st.st_mode):
             raise _Problem(404, "There is no such folder here.")
         query = _form_fields(request.environ.get("QUERY_STRING", "").encode("latin-1"))
         if request.method == "POST":
-            return self.selection(request, parts, real, self._posted_paths(request))
+            fields = self._posted_fields(request)
+            posted = _chosen_format(fields) or _chosen_format(query) or ZIP
+            return self.selection(request, parts, real,
+                                  [v for k, v in fields if k == "path"], fmt=posted)
+        fmt = _chosen_format(query) or ZIP
         if any(key == "path" for key, _ in query):
-            return self.selection(request, parts, real, [v for k, v in query if k == "path"])
-        if any(key == "download" for key, _ in query) or _wants_zip(request):
-            return self.whole_folder(request, parts, real, vary=True)
+            return self.selection(request, parts, real, [v for k, v in query if k == "path"],
+                                  fmt=fmt)
+        if any(key == "download" for key, _ in query):
+            return self.whole_folder(request, parts, real, fmt=fmt, vary=True)
+        accepted = _accepted_format(request)
+        if accepted is not None:
+            return self.whole_folder(request, parts, real, fmt=accepted, vary=True)
         return self.listing(request, parts, real)
 
     # -- answers ----------------------------------------------------------------------------
@@ -181,7 +198,8 @@ class ZipApp:
             breadcrumbs=crumbs,
             entries=entries,
             form_action=_url(base, parts, slash=True),
-            zip_href=self._zip_href(base, parts),
+            zip_href=self._archive_href(base, parts, ZIP),
+            formats=[(fmt, self._archive_href(base, parts, fmt)) for fmt in FORMATS[1:]],
         )
         response = webob.Response(page, content_type="text/html", charset="utf-8")
         response.headers.update(_PAGE_HEADERS)
@@ -191,18 +209,32 @@ class ZipApp:
         return response
 
     def whole_folder(
-        self, request: webob.Request, parts: Parts, real: str, *, vary: bool = False
+        self,
+        request: webob.Request,
+        parts: Parts,
+        real: str,
+        *,
+        fmt: str = ZIP,
+        vary: bool = False,
     ) -> webob.Response:
-        """The folder as ``<name>.zip``, holding ``<name>/`` and everything visible below."""
+        """The folder as ``<name>.zip`` (``.tar``, ``.tar.gz``: ``fmt``), holding
+        ``<name>/`` and everything visible below."""
         name = self._name(parts)
-        stream = self._build([(real, name)], real)
+        stream = self._build([(real, name)], real, fmt)
         headers = {"Vary": "Accept"} if vary else {}
         return archive_response(request, stream, filename=_printable(name), headers=headers)
 
     def selection(
-        self, request: webob.Request, parts: Parts, real: str, paths: list[str]
+        self,
+        request: webob.Request,
+        parts: Parts,
+        real: str,
+        paths: list[str],
+        *,
+        fmt: str = ZIP,
     ) -> webob.Response:
-        """The entries named in ``paths`` (relative to the folder) as one zip."""
+        """The entries named in ``paths`` (relative to the folder) as one archive of
+        format ``fmt``."""
         if not paths:
             raise _Problem(400, "Nothing was selected: tick at least one entry.")
         if len(paths) > self.max_selection:
@@ -216,7 +248,7 @@ class ZipApp:
         # An entry inside another selected folder is already in that folder's walk.
         kept = [(rel, target) for rel, target in sorted(chosen.items())
                 if not any(rel[:i] in chosen for i in range(1, len(rel)))]
-        stream = self._build([(target, "/".join(rel)) for rel, target in kept], real)
+        stream = self._build([(target, "/".join(rel)) for rel, target in kept], real, fmt)
         name = kept[0][0][-1] if len(kept) == 1 else self._name(parts)
         return archive_response(request, stream, filename=_printable(name))
 
@@ -274,27 +306,33 @@ class ZipApp:
                 return None
             raise
 
-    def _posted_paths(self, request: webob.Request) -> list[str]:
+    def _posted_fields(self, request: webob.Request) -> list[tuple[str, str]]:
+        """The selection form's text fields (``path``, ``format``), in order."""
         length = request.content_length
         if length is not None and length > self.max_form_bytes:
             raise _Problem(413, "The selection form is too large.")
         if request.content_type == "multipart/form-data":
             if length is None:
                 raise _Problem(411, "Send the selection form with a Content-Length.")
-            return [v for v in request.POST.getall("path") if isinstance(v, str)]
+            return [(k, v) for k, v in request.POST.items() if isinstance(v, str)]
         if request.content_type not in ("application/x-www-form-urlencoded", ""):
             raise _Problem(415, "Send the selection as a form.")
         body = request.body_file_raw.read(min(length or 0, self.max_form_bytes))
-        return [value for key, value in _form_fields(body) if key == "path"]
+        return _form_fields(body)
 
-    def _build(self, items: list[tuple[str, str]], folder: str) -> ZipStream:
-        """A stream of real paths under their archive names; errors become 403/404.
+    def new_stream(self, fmt: str) -> ArchiveStream:
+        """The empty archive of format ``fmt`` (``zip``, ``tar``, ``tar.gz``) a download
+        fills; a subclass may choose other options."""
+        return new_archive(fmt, compression=self.compression)
+
+    def _build(self, items: list[tuple[str, str]], folder: str, fmt: str) -> ArchiveStream:
+        """A ``fmt`` stream of real paths under their archive names; errors become 403/404.
 
         Folders are walked by :meth:`Root.found` (not ``add_path``) with the same
         ``folder`` as the page's sizes, so the zip holds exactly what the page lists, and
         every file is stat-ed once.
         """
-        stream = ZipStream(compression=self.compression)
+        stream = self.new_stream(fmt)
         try:
             for real, arcname in items:
                 stream.add_found(_printable_names(self.root.found(real, arcname, folder)))
@@ -306,7 +344,7 @@ class ZipApp:
             raise _Problem(404, "A file changed or vanished; reload and try again.") from None
         except ArchiveNameError:
             stream.close()
-            raise _Problem(500, "A name in this folder cannot be stored in a zip.") from None
+            raise _Problem(500, "A name in this folder cannot be stored in an archive.") from None
         except BaseException:
             stream.close()
             raise
@@ -315,17 +353,19 @@ class ZipApp:
     def _name(self, parts: Parts) -> str:
         return parts[-1] if parts else (self.root.name or "archive")
 
-    def _zip_href(self, base: str, parts: Parts) -> str:
-        """``<folder>.zip`` beside the folder, or ``?download`` where that name is taken."""
+    def _archive_href(self, base: str, parts: Parts, fmt: str) -> str:
+        """``<folder>.zip`` (``.tar``, ``.tar.gz``) beside the folder, or ``?download``
+        (``&format=...``) where that name is taken."""
         if parts:
-            sibling = parts[:-1] + (parts[-1] + ".zip",)
+            sibling = parts[:-1] + (parts[-1] + "." + fmt,)
             try:
                 taken = os.path.lexists(self.root.resolve(sibling))
             except (OSError, OutsideRootError):
                 taken = True
             if not taken:
                 return _url(base, sibling, slash=False)
-        return _url(base, parts, slash=True) + "?download"
+        query = "?download" if fmt == ZIP else "?download&format=" + quote(fmt)
+        return _url(base, parts, slash=True) + query
 
     def _redirect(self, request: webob.Request, parts: Parts) -> webob.Response:
         """To the folder URL with its slash; built from checked segments, so a path like
@@ -441,10 +481,41 @@ def _form_fields(data: bytes) -> list[tuple[str, str]]:
     return fields
 
 
-def _wants_zip(request: webob.Request) -> bool:
-    """True when the client prefers a zip to the page (``Accept: application/zip``).
+#: What a folder URL can answer, by media type, in order of preference on a tie.
+_ACCEPTED: dict[str, Optional[str]] = {
+    "text/html": None,
+    "application/zip": ZIP,
+    "application/x-tar": "tar",
+    "application/gzip": "tar.gz",
+}
 
-    Browsers send ``*/*``, which matches both; ties go to the page.
+
+def _accepted_format(request: webob.Request) -> Optional[str]:
+    """The archive format the client prefers to the page (``Accept: application/zip``,
+    ``application/x-tar``, ``application/gzip`` for a tar.gz), or None for the page.
+
+    Browsers send ``*/*``, which matches all; ties go to the page, then in this order.
     """
-    offers = request.accept.acceptable_offers(["text/html", "application/zip"])
-    return bool(offers) and offers[0][0] == "application/zip"
+    offers = request.accept.acceptable_offers(list(_ACCEPTED))
+    return _ACCEPTED[offers[0][0]] if offers else None
+
+
+def _chosen_format(fields: list[tuple[str, str]]) -> Optional[str]:
+    """The ``format`` field's archive format (the first one given), or None if absent;
+    400 for a value that names none."""
+    for key, value in fields:
+        if key == "format":
+            try:
+                return format_name(value)
+            except ValueError:
+                raise _Problem(400, "Unknown archive format: choose zip, tar or tar.gz.") from None
+    return None
+
+
+def _archive_suffix(name: str) -> tuple[str, str]:
+    """(stem, format) of a name ending in an archive suffix the app serves (``.zip``,
+    ``.tar``, ``.tar.gz``; case matters, as in file names), else ``("", "zip")``."""
+    for suffix, fmt in SUFFIXES:
+        if suffix[1:] == fmt and name.endswith(suffix):
+            return name[: -len(suffix)], fmt
+    return "", ZIP

@@ -1,8 +1,9 @@
 """The folder page: one self-contained HTML document listing a folder's entries.
 
 The standalone app shows this page to browsers so people can pick what to download.
-This module only renders; it knows nothing about HTTP, the file system or zip, so the
-caller decides what the entries are, in which order, and where every link points::
+This module only renders; it knows nothing about HTTP, the file system or archive
+formats, so the caller decides what the entries are, in which order, and where every
+link points::
 
     html = render_listing(
         title="photos",
@@ -10,12 +11,14 @@ caller decides what the entries are, in which order, and where every link points
         entries=[ListingEntry("2024", "2024/", True, 31_457_280, 1714560000.0)],
         form_action="/share/photos/",
         zip_href="/share/photos.zip",
+        formats=[("tar", "/share/photos.tar"), ("tar.gz", "/share/photos.tar.gz")],
     )
 
 What the page relies on and offers:
 
 - The download works without JavaScript: the form POSTs one ``path`` field per ticked
-  entry (the entry's ``name``) to ``form_action``.
+  entry (the entry's ``name``) to ``form_action``, and, when the page offers more
+  formats than zip, a ``format`` field from a plain ``<select>`` beside the button.
 - With JavaScript: "select all", the live count and total size of the selection (from
   each checkbox's ``data-size``), and a click anywhere on a row toggles it.
 - Nothing is fetched from anywhere: CSS, script and icons are inline, and the page
@@ -180,6 +183,31 @@ def _summary(entries: Sequence[ListingEntry]) -> str:
     return " \u00b7 ".join(parts)
 
 
+def _format_links(formats: Sequence[tuple[str, str]]) -> str:
+    """The "also as tar · tar.gz" links: one per further format of the whole folder."""
+    if not formats:
+        return ""
+    links = " \u00b7 ".join(
+        f'<a href="{_text(href)}" title="Download whole folder as {_text(name)}">'
+        f"{_text(name)}</a>"
+        for name, href in formats
+    )
+    return f'<span class="also">also as {links}</span>'
+
+
+def _format_choice(formats: Sequence[tuple[str, str]]) -> str:
+    """The ``format`` select posted with the selection: zip (the default), then the rest."""
+    if not formats:
+        return ""
+    options = "".join(
+        f'<option value="{_text(name)}">{_text(name)}</option>' for name, _ in formats
+    )
+    return (
+        '<label class="format">Format <select name="format" id="format">'
+        f'<option value="zip" selected>zip</option>{options}</select></label>'
+    )
+
+
 def render_listing(
     *,
     title: str,
@@ -187,13 +215,18 @@ def render_listing(
     entries: Sequence[ListingEntry],
     form_action: str,
     zip_href: str,
+    formats: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Render the page for one folder and return it as text (encode it as UTF-8).
 
     ``breadcrumbs`` are ``(label, href)`` pairs from the root down to this folder; the
     last one is the current page and is not linked. ``entries`` are shown in the order
     given (sorting is the caller's choice). ``form_action`` receives the POST of the
-    ticked entries; ``zip_href`` downloads the whole folder.
+    ticked entries; ``zip_href`` downloads the whole folder. ``formats`` are the other
+    archive formats offered, as ``(name, whole-folder href)`` pairs (``("tar",
+    "/share.tar")``): each gets a link beside "Download whole folder", and the form a
+    "Format" choice (zip first and selected) posted as ``format=<name>``. Without them
+    the page offers zip only, as "Download as zip".
     """
     if entries:
         rows = "\n".join(_row(e) for e in entries)
@@ -205,6 +238,10 @@ def render_listing(
         breadcrumbs=_breadcrumbs(breadcrumbs),
         summary=_summary(entries),
         zip_href=_text(zip_href),
+        format_links=_format_links(formats),
         form_action=_text(form_action),
         rows=rows,
+        hint="Tick entries, then download them as one " + ("archive." if formats else "zip."),
+        format_choice=_format_choice(formats),
+        button_label="Download" if formats else "Download as zip",
     )

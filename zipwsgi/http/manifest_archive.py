@@ -42,15 +42,16 @@ Subrequests = list[tuple[ManifestEntry, SubrequestSource]]
 class ManifestArchive:
     """Builds archive streams from manifest bodies for one middleware configuration.
 
-    ``new_stream(charset)`` makes the empty stream of the right format and options, so
-    this class knows manifests and paths, not formats.
+    ``new_stream(fmt, charset)`` makes the empty stream of the right format (``"zip"``,
+    ``"tar"``, ``"tar.gz"``) and options, so this class knows manifests and paths, not
+    formats: every format takes the same manifest, and a tar ignores the CRC column.
     """
 
     def __init__(
         self,
         app: WSGIApplication,
         roots: Roots,
-        new_stream: Callable[[Optional[str]], ArchiveStream],
+        new_stream: Callable[[str, Optional[str]], ArchiveStream],
         *,
         max_entries: int,
         max_bytes: int,
@@ -69,8 +70,11 @@ class ManifestArchive:
         charset_header: Optional[str],
         pass_headers_header: Optional[str],
         environ: Mapping[str, Any],
+        *,
+        fmt: str = "zip",
     ) -> tuple[ArchiveStream, Subrequests]:
-        """The stream for a manifest body; raises :class:`Refusal` naming the bad line.
+        """The ``fmt`` stream for a manifest body; raises :class:`Refusal` naming the
+        bad line.
 
         Every file is stat-ed here, before the first byte; sub-request entries are only
         described (the app is asked when the stream reaches them, or by the check).
@@ -79,7 +83,7 @@ class ManifestArchive:
         entries = self._parse(body, charset)
         pass_headers = (pass_headers_header or "").split(":")
         try:
-            stream = self.new_stream(charset)
+            stream = self.new_stream(fmt, charset)
         except (LookupError, ValueError) as exc:
             raise Refusal(f"bad manifest: X-Archive-Charset: {exc}", "bad manifest") from None
         subrequests: Subrequests = []

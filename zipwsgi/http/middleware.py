@@ -60,8 +60,9 @@ import webob
 from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
+from zipwsgi.engine.choice import ZIP, archive_stem, format_name, new_archive
 from zipwsgi.engine.compression import Level, check_level
-from zipwsgi.engine.stream import ArchiveStream, ZipStream, check_compression
+from zipwsgi.engine.stream import ArchiveStream, check_compression
 from zipwsgi.errors import Refusal, SubrequestError
 from zipwsgi.http.manifest_archive import (
     ManifestArchive,
@@ -159,11 +160,17 @@ class ZipMiddleware:
             allow_subrequests=allow_subrequests,
         )
 
-    def new_stream(self, charset: Optional[str]) -> ArchiveStream:
-        """The empty archive a manifest fills; a subclass may choose other options."""
-        return ZipStream(
-            self.compression, self.level, charset=charset, precompute_crc=self.precompute_crc
-        )
+    def new_stream(self, fmt: str, charset: Optional[str]) -> ArchiveStream:
+        """The empty archive a manifest fills; a subclass may choose other options.
+
+        ``fmt`` is what ``X-Archive-Files`` asked for (``"zip"``, ``"tar"``,
+        ``"tar.gz"``), ``charset`` what ``X-Archive-Charset`` said. A tar stores every
+        name as UTF-8 (pax), so the charset only tells how the manifest is encoded; zip's
+        ``compression`` and ``precompute_crc`` do not apply to tar, and ``level`` is the
+        gzip level of a tar.gz.
+        """
+        return new_archive(fmt, compression=self.compression, level=self.level,
+                           charset=charset, precompute_crc=self.precompute_crc)
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -216,6 +223,7 @@ class ZipMiddleware:
                 answer.header("X-Archive-Charset"),
                 answer.header("X-Archive-Pass-Headers"),
                 client,
+                fmt=answer.archive_format() or ZIP,
             )
         except Refusal as refusal:
             return self._refuse(refusal, client, start_response)
@@ -348,12 +356,20 @@ class _Answer(Captured):
         self.written = []
 
     def archive_format(self) -> Optional[str]:
-        """The format this answer asks for by header (``zip``), or None; a marker object
-        needs no header."""
+        """The format this answer asks for by header, or None; a marker object needs no
+        header. ``zip`` matches as a prefix, as in mod_zip (``zip; x=y`` is a zip);
+        ``tar``, ``tar.gz`` and ``tgz`` match whole, in any case. Any other value is not
+        a trigger: the response passes through (minus ``X-Archive-*`` headers)."""
         files = self.header("X-Archive-Files")
         if files is None:
             return None
-        return "zip" if files.strip().lower().startswith("zip") else None
+        value = files.strip().lower()
+        if value.startswith(ZIP):
+            return ZIP
+        try:
+            return format_name(value)
+        except ValueError:
+            return None
 
     def is_archive(self) -> bool:
         return self.archive_format() is not None
@@ -423,9 +439,12 @@ def _find_stream(body: Any, depth: int = 0) -> Optional[ArchiveStream]:
 
 
 def _default_filename(request: webob.Request) -> str:
-    """The last segment of the request path (``/download/photos`` → ``photos``)."""
+    """The last segment of the request path (``/download/photos`` → ``photos``), less
+    an archive suffix (``photos.tgz`` → ``photos``): the response adds its own format's,
+    so ``/photos.tar`` answered as a tar.gz is not named ``photos.tar.tar.gz``."""
     try:
         segment = request.path_info.rstrip("/").rsplit("/", 1)[-1]
     except UnicodeDecodeError:
         segment = ""
-    return segment or "archive"
+    stem = archive_stem(segment)
+    return (stem if stem.strip(" .") else segment) or "archive"
