@@ -16,13 +16,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from waitress.server import create_server
 
@@ -168,3 +172,164 @@ def open_with_readers(path: os.PathLike[str] | str, *, java_stream: bool = False
             f"{result.stdout.decode(errors='replace')[-2000:]}"
             f"{result.stderr.decode(errors='replace')[-2000:]}"
         )
+
+
+# --- `zipwsgi serve` as its own process, and clients that misbehave ----------------------
+
+_URL_LINE = re.compile(r"(http://\S+?/)\s*$")
+
+
+@contextlib.contextmanager
+def zipwsgi_serve(
+    root: os.PathLike[str] | str, *args: str, env: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Iterator[ServerProcess]:
+    """Start ``zipwsgi serve ROOT --port 0 ARGS...``; yield a :class:`ServerProcess` once
+    it prints its URL. Its stderr is kept apart in ``process.stderr_text()``."""
+    command = [sys.executable, "-m", "zipwsgi", "serve", str(root), "--port", "0", *args]
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+    )
+    output: list[str] = []
+    errors: list[str] = []
+    started = threading.Event()
+
+    def read_out() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            output.append(line)
+            if _URL_LINE.search(line):
+                started.set()
+        started.set()
+
+    def read_err() -> None:
+        for line in process.stderr:  # type: ignore[union-attr]
+            errors.append(line)
+
+    reader = threading.Thread(target=read_out, daemon=True)
+    reader.start()
+    err_reader = threading.Thread(target=read_err, daemon=True)
+    err_reader.start()
+    try:
+        started.wait(timeout)
+        urls = [m.group(1) for line in output if (m := _URL_LINE.search(line))]
+        if not urls:
+            process.terminate()
+            process.wait(10)
+            err_reader.join(5)
+            raise RuntimeError(f"zipwsgi serve did not start:\n{''.join(output + errors)}")
+        server = ServerProcess(process, urls[0], output)
+        server.errors = errors  # type: ignore[attr-defined]
+        yield server
+    finally:
+        stop_process(process, reader)
+        err_reader.join(5)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process ``pid`` in KiB (VmRSS; VmHWM is the peak)."""
+    return _status_field(pid, "VmRSS")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Peak resident set size of process ``pid`` in KiB (VmHWM)."""
+    return _status_field(pid, "VmHWM")
+
+
+def _status_field(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def fd_count(pid: int) -> int:
+    """How many file descriptors process ``pid`` holds (Linux /proc)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class SlowReaders:
+    """``count`` clients downloading ``path`` from ``url`` at ``rate`` bytes/s each.
+
+    One thread drives every socket (small receive buffers, so the kernel does not soak up
+    the download); ``received`` counts bytes per client. A context manager: the sockets
+    close on exit.
+    """
+
+    def __init__(self, url: str, path: str, count: int, rate: int) -> None:
+        address = urlsplit(url)
+        self.address = (address.hostname, address.port)
+        self.path, self.count, self.rate = path, count, rate
+        self.received = [0] * count
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SlowReaders:
+        request = f"GET {self.path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+        for _ in range(self.count):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            sock.connect(self.address)
+            sock.sendall(request)
+            sock.setblocking(False)
+            self._sockets.append(sock)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        tick = 0.1
+        budget = max(1, int(self.rate * tick))
+        while not self._stop.wait(tick):
+            for index, sock in enumerate(self._sockets):
+                try:
+                    data = sock.recv(budget)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                self.received[index] += len(data)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self._sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def half_open(url: str, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections that send half a request line and then nothing."""
+    address = urlsplit(url)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection((address.hostname, address.port), timeout=5)
+            sock.sendall(b"GET /half-open HTTP/1.1\r\nHost: te")
+            sockets.append(sock)
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def time_to_answer(url: str, timeout: float = 30) -> float:
+    """Seconds until a plain GET of ``url`` has its whole (small) answer; ``inf`` if it
+    has none within ``timeout``."""
+    address = urlsplit(url)
+    start = time.monotonic()
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=timeout) as s:
+            s.settimeout(max(0.1, timeout - (time.monotonic() - start)))
+            target = address.path + (f"?{address.query}" if address.query else "")
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError:
+        return float("inf")
+    return time.monotonic() - start if data.startswith(b"HTTP/1.1 200") else float("inf")

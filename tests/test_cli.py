@@ -293,14 +293,17 @@ def test_serve_builds_the_app_and_prints_the_url(
         ["serve", str(tmp_path), "--port", "0", "--compression", "deflate", "--show-hidden"]
     )
     assert code == 0
+    options = made.pop("server_options")
     assert made == {
         "root": str(tmp_path),
         "compression": "deflate",
         "show_hidden": True,
-        "server_options": {"host": "127.0.0.1", "port": 0},
         "ran": True,
         "closed": True,
     }
+    assert isinstance(options, dict)
+    assert options["host"] == "127.0.0.1" and options["port"] == 0
+    assert options["threads"] == 128  # zipwsgi.serve's limits; tests/test_serve.py has more
     assert "http://127.0.0.1:8765/" in capsys.readouterr().out
 
 
