@@ -32,3 +32,17 @@ def open_fds() -> Callable[[], int]:
     if not os.path.isdir("/proc/self/fd"):
         pytest.skip("needs /proc/self/fd")
     return lambda: len(os.listdir("/proc/self/fd"))
+
+
+#: The zip64 limit while the ``low_limit`` fixture is active.
+LOW_ZIP64_LIMIT = 1000
+
+
+@pytest.fixture
+def low_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Lower the zip64 limit to ``LOW_ZIP64_LIMIT`` bytes: readers decide zip64 from the
+    0xFFFFFFFF placeholders, not from the values, so small archives exercise zip64."""
+    from zipwsgi.formats.zip import records as zf
+
+    monkeypatch.setattr(zf, "ZIP64_LIMIT", LOW_ZIP64_LIMIT)
+    return LOW_ZIP64_LIMIT

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 import pytest
-from conftest import write_chunks
+from conftest import LOW_ZIP64_LIMIT, write_chunks
 from readers import (
     ENV,
     Directory,
@@ -35,14 +35,8 @@ from zipwsgi.formats.zip import records as zf
 from zipwsgi.formats.zip.layout import deflate_bound
 
 MAX32 = 0xFFFFFFFF
-LIMIT = 1000  # lowered ZIP64_LIMIT
+LIMIT = LOW_ZIP64_LIMIT  # the lowered ZIP64_LIMIT of the low_limit fixture
 FLAG_DESCRIPTOR = 1 << 3
-
-
-@pytest.fixture
-def low_limit(monkeypatch):
-    monkeypatch.setattr(zf, "ZIP64_LIMIT", LIMIT)
-    return LIMIT
 
 
 def assert_zip64_only_where_needed(
