@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import pytest
+
+
+def drain(iterable: Iterable[bytes]) -> bytes:
+    """Every chunk of one pass, joined."""
+    return b"".join(iterable)
 
 
 def write_chunks(chunks: Iterable[bytes], path: Path) -> Path:
@@ -46,3 +51,39 @@ def low_limit(monkeypatch: pytest.MonkeyPatch) -> int:
 
     monkeypatch.setattr(zf, "ZIP64_LIMIT", LOW_ZIP64_LIMIT)
     return LOW_ZIP64_LIMIT
+
+
+class ClosingBody:
+    """A WSGI body that records what happened to it: how many chunks were taken, how often
+    it was closed; ``on_first`` runs when the first chunk is asked for (an app calling
+    ``start_response`` late), ``fail_at`` raises ``RuntimeError`` instead of that chunk."""
+
+    def __init__(
+        self,
+        chunks: Iterable[object],
+        *,
+        on_first: Optional[Callable[[], object]] = None,
+        fail_at: Optional[int] = None,
+    ) -> None:
+        self.chunks = list(chunks)
+        self.on_first = on_first
+        self.fail_at = fail_at
+        self.taken = 0
+        self.closed = 0
+
+    def __iter__(self) -> ClosingBody:
+        return self
+
+    def __next__(self) -> object:
+        if self.on_first is not None:
+            on_first, self.on_first = self.on_first, None
+            on_first()
+        if self.taken == self.fail_at:
+            raise RuntimeError("the body failed")
+        if self.taken >= len(self.chunks):
+            raise StopIteration
+        self.taken += 1
+        return self.chunks[self.taken - 1]
+
+    def close(self) -> None:
+        self.closed += 1

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import drain
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from readers import (
@@ -34,10 +35,6 @@ from zipwsgi import (
 from zipwsgi.paths import normalise_name
 
 COMPRESSIONS = ["stored", "deflate"]
-
-
-def drain(iterable) -> bytes:
-    return b"".join(iterable)
 
 
 @pytest.fixture

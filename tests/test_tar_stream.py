@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from conftest import drain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,10 +36,6 @@ from zipwsgi.sources import Reader, Source
 
 ROOT = Path(__file__).resolve().parent.parent
 GiB = 1 << 30
-
-
-def drain(iterable) -> bytes:
-    return b"".join(iterable)
 
 
 def members(data: bytes) -> list[tarfile.TarInfo]:
