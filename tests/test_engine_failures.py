@@ -331,10 +331,13 @@ def _reference_normalise(name: str, is_dir: bool) -> str:
     """The normalisation rules spelled out step by step (no shortcuts), for comparison."""
     if "\x00" in name:
         raise ArchiveNameError(name)
-    path = name.replace("\\", "/")
-    if len(path) >= 2 and path[1] == ":" and path[0].isascii() and path[0].isalpha():
-        path = path[2:]
-    parts = [part for part in path.split("/") if part not in ("", ".")]
+    parts = []
+    for part in name.replace("\\", "/").split("/"):
+        # A drive prefix starting any segment is dropped, as often as it repeats.
+        while len(part) >= 2 and part[1] == ":" and part[0].isascii() and part[0].isalpha():
+            part = part[2:]
+        if part not in ("", "."):
+            parts.append(part)
     if ".." in parts or not parts:
         raise ArchiveNameError(name)
     return "/".join(parts) + ("/" if is_dir else "")

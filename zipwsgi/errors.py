@@ -19,6 +19,11 @@ class DuplicateNameError(ArchiveNameError):
     """Two entries share one archive name (readers would silently keep only one)."""
 
 
+class ArchiveTooLargeError(ZipwsgiError, ValueError):
+    """A size no archive can hold: an entry over ``MAX_ENTRY_SIZE``, or an archive whose
+    offsets would pass 2**63 - 1 (the signed 64-bit limit of ``off_t`` and of readers)."""
+
+
 class SourceError(ZipwsgiError, OSError):
     """A source of entry data could not deliver what the archive plan promised."""
 

@@ -12,7 +12,10 @@ from array import array
 from bisect import bisect_right
 from typing import Optional, Sequence
 
-from zipwsgi.formats.entry import ArchiveLayout, Entry
+from zipwsgi.errors import ArchiveTooLargeError
+from zipwsgi.formats.entry import MAX_ARCHIVE_SIZE, ArchiveLayout, Entry
+
+_TOO_LARGE = f"the archive would be larger than {MAX_ARCHIVE_SIZE} bytes, which no reader can seek"
 
 
 class Plan:
@@ -33,21 +36,26 @@ class Plan:
         planned_sizes = layout.planned_sizes
         pos = shares = 0
         sized = True
-        for entry in entries:
-            if not entry.data_predictable:
-                sized = False
-                break
-            offsets.append(pos)
-            header, footer, share = planned_sizes(entry, pos)
-            pos += header
-            data_offsets.append(pos)
-            pos += (0 if entry.is_dir else entry.size) + footer  # type: ignore[operator]
-            shares += share
+        try:
+            for entry in entries:
+                if not entry.data_predictable:
+                    sized = False
+                    break
+                offsets.append(pos)
+                header, footer, share = planned_sizes(entry, pos)
+                pos += header
+                data_offsets.append(pos)
+                pos += (0 if entry.is_dir else entry.size) + footer  # type: ignore[operator]
+                shares += share
+        except OverflowError:  # an offset past the arrays' signed 64 bits
+            raise ArchiveTooLargeError(_TOO_LARGE) from None
         self.offsets = offsets
         self.data_offsets = data_offsets
         if sized:
             self.trailer_offset: Optional[int] = pos
             self.size: Optional[int] = pos + layout.trailer_size(len(entries), pos, shares)
+            if self.size > MAX_ARCHIVE_SIZE:
+                raise ArchiveTooLargeError(_TOO_LARGE)
         else:
             self.trailer_offset = None
             self.size = None

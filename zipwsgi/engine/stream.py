@@ -18,11 +18,12 @@ from zipwsgi.engine.plan import Plan
 from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Source, source_for
 from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
+    ArchiveTooLargeError,
     DuplicateNameError,
     SourceUnavailableError,
     UnknownLengthError,
 )
-from zipwsgi.formats.entry import DEFLATE, STORED, ArchiveLayout, Entry
+from zipwsgi.formats.entry import DEFLATE, MAX_ENTRY_SIZE, STORED, ArchiveLayout, Entry
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
 from zipwsgi.paths import Found, normalise_name, walk_folder
 
@@ -241,6 +242,10 @@ class ArchiveStream:
             self._check_unique(name, is_dir, parents_checked)
         if crc is not None and not 0 <= crc <= 0xFFFFFFFF:
             raise ValueError(f"crc out of range for {name!r}: {crc!r}")
+        if size is not None and not 0 <= size <= MAX_ENTRY_SIZE:
+            raise ArchiveTooLargeError(
+                f"size out of range for {name!r}: {size!r} (0 to {MAX_ENTRY_SIZE} bytes)"
+            )
         if size == 0 and crc is None:
             crc = 0  # the CRC of nothing is known up front: no data descriptor needed
         if mode is None:

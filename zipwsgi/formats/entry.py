@@ -17,6 +17,15 @@ Level = Union[int, str, None]
 STORED = "stored"
 DEFLATE = "deflate"
 
+#: The largest entry any archive we write may hold: 2**62 bytes (4 EiB, more than any
+#: file system stores). Offsets are signed 64-bit integers in the plan, in ``off_t`` and
+#: in readers (Java's ``long``), so a whole archive must stay under 2**63 bytes; a bound
+#: of half that leaves room for the records, and a size beyond it is a typo or an attack
+#: (a manifest line of ``9223372036854775807``), refused before any byte.
+MAX_ENTRY_SIZE = 2**62
+#: The largest archive: its last offset must still be a signed 64-bit integer.
+MAX_ARCHIVE_SIZE = 2**63 - 1
+
 
 class Entry:
     """One member of an archive: what it is called, where its bytes come from, how to pack them.

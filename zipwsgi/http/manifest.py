@@ -25,21 +25,25 @@ from typing import Iterable, NamedTuple, Optional
 from urllib.parse import quote
 
 from zipwsgi.errors import ManifestError
+from zipwsgi.formats.entry import MAX_ENTRY_SIZE
 
 __all__ = ["DIRECTORY", "ManifestEntry", "format_manifest", "parse_manifest"]
 
 #: The location mod_zip reserves for "this entry is an (empty) directory".
 DIRECTORY = "@directory"
 
-#: Sizes must fit nginx's signed 64-bit ``off_t``; anything larger is a typo or an attack.
-MAX_SIZE = 2**63 - 1
+#: The largest size a line may give: the engine's bound for one entry (2**62; see
+#: :data:`zipwsgi.formats.entry.MAX_ENTRY_SIZE`). Larger sizes cannot be archived, so they
+#: are a malformed manifest (nginx's own ``off_t`` stops at 2**63 - 1).
+MAX_SIZE = MAX_ENTRY_SIZE
+
 
 # mod_zip separates fields with runs of spaces only (a tab is part of a field). The name
 # starts at the first non-space byte after the location and runs to the end of the line.
 _LINE = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+) +([^ ].*)", re.DOTALL)
 # The same four fields with a valid CRC and size: a well-formed line (nearly all of them)
 # is split and checked by one match; the field checks below then only explain failures.
-# 19 digits cover 2**63 - 1; more cannot be valid.
+# 19 digits cover MAX_SIZE; more cannot be valid.
 _GOOD_LINE = re.compile(rb"(-|[0-9A-Fa-f]{1,8}) +([0-9]{1,19}) +([^ ]+) +([^ ].*)", re.DOTALL)
 _CRC = re.compile(rb"-|[0-9A-Fa-f]{1,8}")
 _PERCENT = re.compile(rb"%(.{0,2})", re.DOTALL)
@@ -171,7 +175,7 @@ def _explain_bad_line(raw: bytes) -> str:
     return _SIZE_RULE + _show(size_field)
 
 
-_SIZE_RULE = "size must be a decimal integer from 0 to 2**63-1, got "
+_SIZE_RULE = "size must be a decimal integer from 0 to 2**62, got "
 
 
 def _show(field: bytes, limit: int = 40) -> str:

@@ -20,6 +20,7 @@ from zipwsgi.engine.sources import FileSource
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import (
     ArchiveNameError,
+    ArchiveTooLargeError,
     ManifestError,
     OutsideRootError,
     Refusal,
@@ -111,6 +112,10 @@ class ManifestArchive:
                 raise refuse_entry(entry, exc.detail, exc.public) from None
             except (ArchiveNameError, OutsideRootError, ValueError) as exc:
                 raise refuse_entry(entry, str(exc), public_reason(exc)) from None
+        try:
+            stream.size  # noqa: B018 -- plan now: sizes that add up past 2**63 are refused here
+        except ArchiveTooLargeError as exc:
+            raise Refusal(f"bad manifest: {exc}", "archive too large") from None
         return stream, subrequests
 
     def _parse(self, body: bytes, charset: Optional[str]) -> list[ManifestEntry]:
@@ -189,8 +194,14 @@ def refuse_entry(entry: ManifestEntry, detail: str, public: str, status: int = 5
     """A refusal naming the manifest line: the client gets its number and ``public``; the
     log gets the location, the name and ``detail``."""
     where = f"manifest line {entry.line}"
-    return Refusal(f"{where} (location {entry.location!r}, name {entry.name!r}): {detail}",
+    return Refusal(f"{where} (location {_short(entry.location)}, name {_short(entry.name)}): "
+                   f"{detail}",
                    f"{where}: {public}", status)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``repr(text)``, cut to ``limit`` characters: a huge name must not flood the log."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def public_reason(exc: Exception) -> str:

@@ -227,7 +227,14 @@ class ZipMiddleware:
             )
         except Refusal as refusal:
             return self._refuse(refusal, client, start_response)
-        return self._respond(stream, answer, client, start_response, subrequests, ())
+        except Exception as exc:  # noqa: BLE001 -- a bug of ours still gets a clean 500
+            return self._refuse(_unexpected(exc), client, start_response)
+        try:
+            return self._respond(stream, answer, client, start_response, subrequests, ())
+        except Exception as exc:  # noqa: BLE001 -- _respond starts the response last
+            close_all((stream,))
+            return self._refuse(_unexpected(exc), client, start_response)
+
 
     def _serve_stream(
         self,
@@ -406,6 +413,13 @@ class _Answer(Captured):
                 "manifest larger than the configured limit",
             )
         return b"".join(chunks)
+
+
+def _unexpected(exc: Exception) -> Refusal:
+    """A refusal for an error no rule foresaw: the traceback goes to the log (it is a bug
+    to report), the client gets the generic 500 before any byte, never a traceback."""
+    log.error("unexpected error while building an archive", exc_info=exc)
+    return Refusal(f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _clean_environ(environ: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,187 @@
+"""Regression tests for issue #16: escaping exceptions, drive letters, a quadratic path,
+trusted CRCs, blind resumes, echoing error bodies, links named explicitly.
+
+Each test failed on the code the issue was filed against.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+import webtest
+from test_fuzz import raw_names, unsafe
+
+from zipwsgi import ZipMiddleware, ZipStream
+from zipwsgi.errors import (
+    ArchiveNameError,
+    ArchiveTooLargeError,
+    ManifestError,
+)
+from zipwsgi.http.manifest import parse_manifest
+from zipwsgi.paths import normalise_name
+
+WSGIApp = Callable[..., Any]
+
+
+def manifest_app(manifest: bytes, charset: Optional[str] = None, **headers: str) -> WSGIApp:
+    """A backend answering ``/zip`` with ``manifest``; any other path (a sub-request)
+    with ``hello\\n``, or with the status and body of ``/status/<code>``."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/zip":
+            extra = [("X-Archive-Files", "zip")]
+            if charset is not None:
+                extra.append(("X-Archive-Charset", charset))
+            extra += [(k.replace("_", "-"), v) for k, v in headers.items()]
+            start_response("200 OK", extra)
+            return [manifest]
+        if path.startswith("/status/"):
+            start_response(f"{path[8:11]} Secret reason /private/location.txt", [])
+            return [b"/private/location.txt"]
+        start_response("200 OK", [("Content-Length", "6")])
+        return [b"hello\n"]
+
+    return app
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "f.txt").write_bytes(b"hello\n")
+    return root
+
+
+def client(manifest: bytes, root: Path, charset: Optional[str] = None) -> webtest.TestApp:
+    app = ZipMiddleware(manifest_app(manifest, charset), roots={"/files/": root})
+    return webtest.TestApp(app)
+
+
+# -- item 1: no exception escapes the middleware --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "charset"),
+    [
+        ("- 6 /sub/x " + "é" * 33_000, "cp866"),  # Unicode Path field over 65535 bytes
+        ("- 6 /files/f.txt " + "é" * 33_000, "cp866"),
+        ("- 6 /files/f.txt " + "x" * 70_000, None),  # name over 65535 bytes
+        ("- 6 /files/f.txt é", "rot13"),  # codecs that are not text encodings
+        ("- 6 /files/f.txt é", "base64"),
+        ("- 6 /files/f.txt é", "zlib"),
+        ("- 6 /files/f.txt é", "punycode"),  # not ASCII-compatible
+        ("- 6 /files/f.txt é", "utf-16"),
+        ("- 6 /files/f.txt a..é", "idna"),  # idna refuses an empty label
+        ("- 9223372036854775807 /sub/x a", None),  # OverflowError in the plan
+        ("- 18446744073709551616 /sub/x a", None),
+    ],
+)
+def test_bad_manifests_get_a_clean_refusal(
+    files: Path, line: str, charset: Optional[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="zipwsgi"):
+        response = client(line.encode(), files, charset).get("/zip", status=500)
+    assert response.content_type == "text/plain"
+    assert b"PK" not in response.body
+    assert "no archive sent" in caplog.text  # the reason is in the log
+    assert not any(record.exc_info for record in caplog.records)  # no safety net needed
+
+
+def test_engine_refuses_names_zip_cannot_hold_before_any_byte() -> None:
+    with pytest.raises(ArchiveNameError, match="Unicode Path"):
+        ZipStream(charset="cp866").add(b"x", "é" * 33_000)
+    with pytest.raises(ArchiveNameError, match="too long"):
+        ZipStream().add(b"x", "é" * 33_000)
+    with pytest.raises(ArchiveNameError):
+        ZipStream(charset="idna").add(b"x", "a..é")
+    for charset in ("rot13", "base64", "hex", "zlib", "utf-16", "utf-32", "punycode", "bogus"):
+        with pytest.raises(ValueError, match="charset"):
+            ZipStream(charset=charset)
+
+
+def test_sizes_no_archive_can_hold() -> None:
+    with pytest.raises(ManifestError, match="size"):
+        parse_manifest(b"- 9223372036854775807 /f x")
+    zs = ZipStream()
+    with pytest.raises(ArchiveTooLargeError, match="size out of range"):
+        zs.add(lambda: b"x", "a", size=2**63 - 1)
+    with pytest.raises(ArchiveTooLargeError):
+        zs.add(lambda: b"x", "b", size=-1)
+    assert not isinstance(ArchiveTooLargeError("x"), ArchiveNameError)
+    zs.add(lambda: b"x", "c", size=2**62)
+    zs.add(lambda: b"x", "d", size=2**62)  # each fits, the sum does not
+    with pytest.raises(ArchiveTooLargeError, match="larger than"):
+        zs.size  # noqa: B018
+
+
+def test_entries_that_add_up_past_2_63_are_refused_by_the_middleware(files: Path) -> None:
+    body = b"- 4611686018427387904 /sub/a a\n- 4611686018427387904 /sub/b b\n"
+    response = client(body, files).get("/zip", status=500)
+    assert b"archive too large" in response.body
+
+
+# -- item 2: drive letters and encoded names ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("/C:/x", "x"),
+        ("\\C:\\x", "x"),
+        ("./C:/x", "x"),
+        ("C:C:/x", "x"),
+        ("C:x", "x"),
+        ("a/C:/x", "a/x"),
+        ("a/C:x", "a/x"),
+        ("a\\c:\\x", "a/x"),
+        ("10:30.txt", "10:30.txt"),
+        ("ab:c/d", "ab:c/d"),
+    ],
+)
+def test_drive_letters_are_dropped_everywhere(name: str, expected: str) -> None:
+    assert normalise_name(name) == expected
+    assert normalise_name(expected) == expected  # a fixed point
+    zs = ZipStream()
+    zs.add(b"x", name)
+    assert zs.names == [expected]
+
+
+@pytest.mark.parametrize("name", ["C:..", "a/C:../x", "C:C:.."])
+def test_a_drive_hiding_dotdot_is_refused(name: str) -> None:
+    with pytest.raises(ArchiveNameError):
+        normalise_name(name)
+
+
+@pytest.mark.parametrize("charset", ["raw_unicode_escape", "cp932", "latin-1", "cp866"])
+@pytest.mark.parametrize("name", ["..∕x", "a∕..∕b", "C∶x", "ソ/表", "é\\x"])
+def test_encoded_names_are_checked_again(charset: str, name: str) -> None:
+    zs = ZipStream(charset=charset)
+    try:
+        zs.add(b"x", name)
+    except ArchiveNameError:
+        return
+    for raw in raw_names(b"".join(zs)):
+        assert unsafe(raw) is None, (raw, charset)
+
+
+def test_raw_unicode_escape_division_slash_through_the_middleware(files: Path) -> None:
+    body = "- 6 /files/f.txt ..∕x\n- 6 /files/f.txt a/C:/y\n".encode()
+    response = client(body, files, "raw_unicode_escape").get("/zip", status=200)
+    names = raw_names(response.body)
+    assert b"..\\u2215x" not in names
+    assert all(unsafe(raw) is None for raw in names), names
+    assert b".._x" in names  # the legacy name, with U+2215 unencodable there
+    assert "..∕x".encode() in names  # the Unicode Path field keeps the real name
+    assert b"a/y" in names
+
+
+def test_walked_file_named_like_a_drive(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "C:x").write_bytes(b"1")
+    zs = ZipStream()
+    zs.add_path(tmp_path / "d", "d")
+    assert zs.names == ["d/", "d/x"]
