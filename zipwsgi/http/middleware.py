@@ -1,20 +1,22 @@
-"""ZipMiddleware: turn responses that *list* files into streamed zip downloads.
+"""ZipMiddleware: turn responses that *list* files into streamed zip (or tar) downloads.
 
 Wrap any WSGI app (Flask, Pyramid, Bottle, Django, plain WSGI)::
 
     from zipwsgi import ZipMiddleware
     app = ZipMiddleware(app, roots={"/files/": "/srv/files"}, compression="stored")
 
-A response becomes a zip in one of two ways:
+A response becomes an archive in one of two ways:
 
-1. **nginx mod_zip's protocol**: the header ``X-Archive-Files: zip`` and a manifest body,
+1. **nginx mod_zip's protocol**: the header ``X-Archive-Files: zip`` (``tar``,
+   ``tar.gz`` or ``tgz`` for a tar, where the CRC column is ignored) and a manifest body,
    one ``<crc32|-> <size> <location> <archive name>`` line per entry (see
    :mod:`zipwsgi.http.manifest`). Locations under a ``roots`` prefix are read from disk;
    any other location is fetched by a sub-request to the wrapped app
    (:mod:`zipwsgi.http.subrequest`). ``X-Archive-Charset`` and ``X-Archive-Pass-Headers``
    work as in mod_zip; no ``X-Archive-*`` header ever reaches the client.
 2. **A marker object**: the app's WSGI iterable *is* a
-   :class:`~zipwsgi.engine.stream.ZipStream` (possibly inside the wrapper its framework puts
+   :class:`~zipwsgi.engine.stream.ZipStream` or a
+   :class:`~zipwsgi.engine.tarstream.TarStream` (possibly inside the wrapper its framework puts
    around a body: werkzeug's ``ClosingIterator``, Bottle's ``_closeiter``, Django's
    ``StreamingHttpResponse``).
 
@@ -113,12 +115,13 @@ _REASONS = {500: "Internal Server Error", 502: "Bad Gateway"}
 
 
 class ZipMiddleware:
-    """WSGI middleware serving mod_zip manifests and :class:`ZipStream` bodies as zips.
+    """WSGI middleware serving mod_zip manifests and archive stream bodies as downloads.
 
     ``roots`` maps URL-path prefixes used in manifests to directories on disk.
-    ``compression`` (``"stored"`` or ``"deflate"``) and ``level`` apply to archives built
-    from manifests; a ZipStream returned by the app keeps its own. Stored archives have
-    an exact Content-Length and can be resumed; deflated ones go out chunked, unsized.
+    ``compression`` (``"stored"`` or ``"deflate"``) and ``level`` apply to zips built
+    from manifests, and ``level`` to tar.gz ones (its gzip level); a stream returned by
+    the app keeps its own. Stored zips and plain tars have an exact Content-Length and
+    can be resumed; deflated zips and tar.gz go out chunked, unsized.
     ``max_manifest_bytes`` and ``max_entries`` bound the work a manifest can cause.
     ``allow_subrequests=False`` refuses locations under no root instead of asking the
     app; ``check_subrequests`` (default) asks the app for every sub-request entry once
