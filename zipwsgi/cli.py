@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, public so docs and tests can inspect the commands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Stream folders and files as zip archives.",
+        description="Stream folders and files as zip, tar or tar.gz archives.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -405,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve a folder: a web page to pick entries, and zip downloads",
+        help="serve a folder: a web page to pick entries, and zip, tar or tar.gz downloads",
         description="Serve DIR over HTTP: browse it, and download folders or a selection "
-        "as zip archives.",
+        "as zip, tar or tar.gz archives.",
     )
     serve.add_argument("dir", metavar="DIR", nargs="?", default=".",
                        help="folder to serve (default: the current folder)")
