@@ -8,14 +8,10 @@ machine (``$ZIPWSGI_CHROMIUM`` overrides the path); no Playwright browser is ins
 If Chromium or Playwright is missing, tests using :func:`launch_chromium` are skipped,
 unless ``ZIPWSGI_REQUIRE_READERS=1`` (as in CI), where a missing reader is a failure.
 
-Typical use in a test module::
+Typical use in a test module (the module-scoped ``chromium`` fixture, which calls
+:func:`launch_chromium`, lives in ``conftest.py``)::
 
-    from browser import download_selection, launch_chromium, live_server
-
-    @pytest.fixture(scope="module")
-    def chromium():
-        with launch_chromium() as browser:
-            yield browser
+    from browser import download_selection, live_server
 
     @pytest.mark.browser
     def test_pick_two(chromium, tmp_path):

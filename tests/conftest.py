@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+    from webtest import TestApp
 
 
 def drain(iterable: Iterable[bytes]) -> bytes:
@@ -87,3 +91,30 @@ class ClosingBody:
 
     def close(self) -> None:
         self.closed += 1
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    """The shared folder of ``share_tree.make_share`` (modules may define their own)."""
+    from share_tree import make_share
+
+    return make_share(tmp_path)
+
+
+@pytest.fixture()
+def app(root: Path) -> TestApp:
+    """The standalone app serving ``root``, driven in-process by WebTest."""
+    from webtest import TestApp
+
+    from zipwsgi import ZipApp
+
+    return TestApp(ZipApp(root))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """The system Chromium, one per module (skipped when missing, see ``browser.py``)."""
+    from browser import launch_chromium
+
+    with launch_chromium() as browser:
+        yield browser

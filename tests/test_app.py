@@ -13,21 +13,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from share_tree import check_zip, file_names, make_share
+from share_tree import check_zip, file_names
 from webtest import TestApp
 
 from zipwsgi import ZipApp
 from zipwsgi.app.listing import LISTING_CSP
-
-
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    return make_share(tmp_path)
-
-
-@pytest.fixture()
-def app(root: Path) -> TestApp:
-    return TestApp(ZipApp(root))
 
 
 def hrefs(html: str) -> list[str]:

@@ -13,22 +13,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from share_tree import HIDDEN_SECRET, SECRET, check_zip, make_share
+from share_tree import HIDDEN_SECRET, SECRET, check_zip
 from webtest import TestApp, TestResponse
 
 from zipwsgi import ZipApp
 from zipwsgi.errors import OutsideRootError
 from zipwsgi.paths import Root
-
-
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    return make_share(tmp_path)
-
-
-@pytest.fixture()
-def app(root: Path) -> TestApp:
-    return TestApp(ZipApp(root))
 
 
 def assert_refused(response: TestResponse) -> None:

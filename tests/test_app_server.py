@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from browser import live_server
 from servers import stop_process
-from share_tree import SECRET, check_zip, file_names, make_share, run_reader
+from share_tree import SECRET, check_zip, file_names, run_reader
 from webtest import TestApp
 
 import zipwsgi
@@ -30,11 +30,6 @@ from zipwsgi import ZipApp
 REPO = Path(__file__).resolve().parent.parent
 DEMO = Path(zipwsgi.__file__).resolve().parent / "demo"
 URL = re.compile(r"(http://\S+?/)\s*$")
-
-
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    return make_share(tmp_path)
 
 
 def curl(*args: str, ok: bool = True) -> subprocess.CompletedProcess[bytes]:

@@ -19,7 +19,6 @@ from browser import (
     download,
     download_selection,
     download_whole_folder,
-    launch_chromium,
     live_server,
     open_page,
     tick,
@@ -32,12 +31,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

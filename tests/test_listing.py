@@ -22,7 +22,6 @@ from browser import (
     download,
     download_selection,
     download_whole_folder,
-    launch_chromium,
     live_server,
     open_page,
     tick,
@@ -238,12 +237,6 @@ def echo_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterabl
         html = render(ENTRIES, form_action="/", zip_href="/share.zip")
         response = Response(text=html, content_type="text/html", charset="utf-8")
     return response(environ, start_response)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

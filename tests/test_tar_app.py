@@ -21,21 +21,11 @@ import pytest
 from browser import live_server
 from readers import _compare, _tree, need, scratch_dir
 from servers import zipwsgi_serve
-from share_tree import SECRET, check_zip, make_share
+from share_tree import SECRET, check_zip
 from tar_readers import check_all_tar
 from webtest import TestApp
 
 from zipwsgi import ZipApp
-
-
-@pytest.fixture()
-def root(tmp_path: Path) -> Path:
-    return make_share(tmp_path)
-
-
-@pytest.fixture()
-def app(root: Path) -> TestApp:
-    return TestApp(ZipApp(root))
 
 
 def members(body: bytes) -> dict[str, Optional[bytes]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
-from browser import DOWNLOAD_SELECTED, download, launch_chromium, live_server, open_page, tick
+from browser import DOWNLOAD_SELECTED, download, live_server, open_page, tick
 from readers import _compare
 from share_tree import make_share
 from tar_readers import check_gnu_tar_file, check_tarfile
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.browser
 
 PICKED = {"README.txt": b"hello\n", "café/": None, "café/menu.txt": b"coffee 2.50\ntea 2.00\n"}
 DOCS = {"docs/": None, "docs/a.txt": b"A" * 1000, "docs/b/": None, "docs/b/c.txt": b"C" * 300}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
