@@ -214,3 +214,25 @@ def test_two_server_processes_serve_identical_bytes(files: Path, tmp_path: Path)
                 seen[tz][path] = (body, headers_of(server.url + path).get("etag", ""))
     assert seen["UTC"] == seen["Pacific/Kiritimati"]
     assert seen["UTC"]["f/tar/photos"][1]  # validators exist where the bytes are known
+
+
+# --- the plain WSGI example ---------------------------------------------------------------
+
+
+def test_the_wsgi_example_serves_tar_beside_zip(files: Path, tmp_path: Path) -> None:
+    """``examples/wsgi_app.py``: the same manifest with ``tar`` in the header, and a
+    TarStream marker, hold what its zips hold."""
+    import zipfile
+
+    from servers import example_server
+
+    with example_server("wsgi_app", files) as server:
+        for trigger in ("manifest", "stream"):
+            zipped = tmp_path / f"{trigger}.zip"
+            curl("-o", str(zipped), server.url + f"{trigger}.zip")
+            with zipfile.ZipFile(zipped) as archive:
+                expected = {name: None if name.endswith("/") else archive.read(name)
+                            for name in archive.namelist()}
+            for fmt in ("tar", "tar.gz"):
+                got = gnu_tar_from_curl(server.url + f"{trigger}.{fmt}", fmt == "tar.gz")
+                _compare(f"{trigger}.{fmt}", got, expected)
