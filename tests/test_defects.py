@@ -7,6 +7,8 @@ Each test failed on the code the issue was filed against.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -14,14 +16,15 @@ import pytest
 import webtest
 from test_fuzz import raw_names, unsafe
 
-from zipwsgi import ZipMiddleware, ZipStream
+from zipwsgi import ZipApp, ZipMiddleware, ZipStream
 from zipwsgi.errors import (
     ArchiveNameError,
     ArchiveTooLargeError,
     ManifestError,
+    PathTooLongError,
 )
 from zipwsgi.http.manifest import parse_manifest
-from zipwsgi.paths import normalise_name
+from zipwsgi.paths import Root, normalise_name, split_url_path
 
 WSGIApp = Callable[..., Any]
 
@@ -185,3 +188,38 @@ def test_walked_file_named_like_a_drive(tmp_path: Path) -> None:
     zs = ZipStream()
     zs.add_path(tmp_path / "d", "d")
     assert zs.names == ["d/", "d/x"]
+
+
+# -- item 3: a quadratic path ----------------------------------------------------------
+
+
+def test_missing_folders_end_resolution_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    root = Root(tmp_path)
+    started = time.perf_counter()
+    real, st = root.locate(("a",) * 3000 + ("b",))  # below the caps' layer: linear alone
+    assert time.perf_counter() - started < 1.0  # was quadratic: 25 s for n = 3000
+    assert st is None
+    assert real == os.path.join(str(tmp_path), *(["a"] * 3000), "b")
+
+
+@pytest.mark.parametrize("n", [300, 2100, 3000])
+def test_deep_paths_are_answered_at_once_by_the_app(tmp_path: Path, n: int) -> None:
+    (tmp_path / "a").mkdir()
+    app = webtest.TestApp(ZipApp(tmp_path))
+    started = time.perf_counter()
+    response = app.get("/" + "a/" * n + "b", expect_errors=True)
+    assert time.perf_counter() - started < 1.0
+    assert response.status_int == 414  # deeper than 255 segments, or longer than 4096 bytes
+
+
+def test_deep_locations_are_refused_at_once_by_the_middleware(files: Path) -> None:
+    started = time.perf_counter()
+    response = client(b"- 6 /files/" + b"a/" * 3000 + b"b x", files).get("/zip", status=500)
+    assert time.perf_counter() - started < 1.0
+    assert b"location too long" in response.body
+    assert split_url_path("a/" * 255) == ("a",) * 255
+    with pytest.raises(PathTooLongError):
+        split_url_path("a/" * 256)
+    with pytest.raises(PathTooLongError):
+        split_url_path("é" * 2049)

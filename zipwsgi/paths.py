@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from zipwsgi.errors import ArchiveNameError, OutsideRootError
+from zipwsgi.errors import ArchiveNameError, OutsideRootError, PathTooLongError
 
 __all__ = [
     "Child",
@@ -46,6 +46,11 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The longest URL path (in bytes, as the file system spells it) and the most segments a
+#: request may name: Linux's PATH_MAX, and NAME_MAX as a depth nobody shares files at.
+MAX_PATH_BYTES = 4096
+MAX_PATH_DEPTH = 255
 
 # Drive prefixes at the start of a segment, repeated ("C:C:x"): Windows' path joining
 # (ntpath.join, and extractors built on it) restarts at a segment that starts with one.
@@ -125,15 +130,22 @@ def split_url_path(url_path: str) -> tuple[str, ...]:
     """The segments of a decoded, ``/``-separated path; empty and ``.`` segments dropped.
 
     Raises :class:`OutsideRootError` for ``..``, NUL or a backslash anywhere: a request
-    that tries to climb is refused, never quietly rewritten.
+    that tries to climb is refused, never quietly rewritten. Raises
+    :class:`PathTooLongError` past :data:`MAX_PATH_BYTES` or :data:`MAX_PATH_DEPTH`:
+    no file system serves such a path, and refusing it at once bounds the work one
+    request can cause.
     """
     if "\x00" in url_path or "\\" in url_path:
         raise OutsideRootError("NUL or backslash in path")
+    if len(url_path) > MAX_PATH_BYTES // 4 and len(os.fsencode(url_path)) > MAX_PATH_BYTES:
+        raise PathTooLongError(f"path longer than {MAX_PATH_BYTES} bytes")
     parts = tuple(url_path.split("/"))
     if "" in parts or "." in parts:
         parts = tuple(part for part in parts if part not in ("", "."))
     if ".." in parts:
         raise OutsideRootError("'..' in path")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise PathTooLongError(f"path deeper than {MAX_PATH_DEPTH} segments")
     return parts
 
 
@@ -207,7 +219,14 @@ class Root:
                 st = os.lstat(candidate)
                 is_link = stat.S_ISLNK(st.st_mode)
             except OSError:
-                st, is_link = None, True  # missing or unreadable: let realpath decide
+                # Missing or unreadable: nothing below it exists for us, so no symlink
+                # below can lead anywhere, and the rest is plain text. Ending the walk
+                # here keeps resolution linear: calling realpath on every longer prefix
+                # of a missing folder made ``a/`` * 3000 cost 25 s (issue #16).
+                rest = parts[index + 1 :]
+                current = os.sep.join((candidate, *rest)) if rest else candidate
+                st = None
+                break
             # ``current`` is already real, so a step that is not a symlink stays real:
             # one lstat per step instead of realpath's lstat of every ancestor again.
             # A plain step below a real path inside the root stays inside (``split`` let

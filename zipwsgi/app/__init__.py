@@ -56,7 +56,7 @@ import webob
 from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
 from zipwsgi.engine.choice import FORMATS, SUFFIXES, ZIP, format_name, new_archive
 from zipwsgi.engine.stream import ArchiveStream
-from zipwsgi.errors import ArchiveNameError, OutsideRootError
+from zipwsgi.errors import ArchiveNameError, OutsideRootError, PathTooLongError
 from zipwsgi.http.responses import RangedResponse, archive_response
 from zipwsgi.paths import Found, Root
 
@@ -283,6 +283,8 @@ class ZipApp:
             return self.root.split(path)
         except OutsideRootError:
             raise _Problem(403, "This path is not allowed.") from None
+        except PathTooLongError:  # answered before any file system call
+            raise _Problem(414, "This path is too long.") from None
         except FileNotFoundError:
             raise _Problem(404, "There is no such file or folder here.") from None
 

@@ -23,6 +23,7 @@ from zipwsgi.errors import (
     ArchiveTooLargeError,
     ManifestError,
     OutsideRootError,
+    PathTooLongError,
     Refusal,
     SubrequestError,
 )
@@ -142,6 +143,8 @@ class ManifestArchive:
             return self.roots.locate(entry.location, folders)
         except OutsideRootError as exc:
             raise Refusal(str(exc), outside) from None
+        except PathTooLongError as exc:
+            raise Refusal(str(exc), "location too long") from None
         except OSError as exc:  # the root folder itself is missing
             raise Refusal(f"root folder unavailable: {exc}", "file not found") from None
 
