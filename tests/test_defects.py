@@ -6,9 +6,11 @@ Each test failed on the code the issue was filed against.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -223,3 +225,47 @@ def test_deep_locations_are_refused_at_once_by_the_middleware(files: Path) -> No
         split_url_path("a/" * 256)
     with pytest.raises(PathTooLongError):
         split_url_path("é" * 2049)
+
+
+# -- item 8: add_path of a symlink to a file ------------------------------------------------
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Path:
+    (tmp_path / "real.txt").write_bytes(b"real bytes\n")
+    os.symlink("real.txt", tmp_path / "link.txt")
+    os.symlink("link.txt", tmp_path / "chain.txt")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["link.txt", "chain.txt"])
+def test_add_path_follows_a_link_it_is_given(linked: Path, name: str) -> None:
+    zs = ZipStream()
+    zs.add_path(linked / name)
+    archive = b"".join(zs)  # failed here: ELOOP from O_NOFOLLOW, after sizing it
+    assert len(archive) == zs.size
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        assert zf.namelist() == [name]  # named after the link, like zipfile.write()
+        assert zf.read(name) == b"real bytes\n"
+
+
+def test_pack_follows_a_link_it_is_given(linked: Path) -> None:
+    from zipwsgi import cli
+
+    out = linked / "out.zip"
+    assert cli.main(["pack", str(linked / "link.txt"), "-o", str(out)]) == 0
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read("link.txt") == b"real bytes\n"
+
+
+def test_links_inside_a_walk_keep_its_confinement(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_bytes(b"secret")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a")
+    os.symlink("a.txt", tmp_path / "d" / "in.txt")
+    os.symlink(str(tmp_path / "secret.txt"), tmp_path / "d" / "out.txt")
+    zs = ZipStream()
+    zs.add_path(tmp_path / "d")
+    assert zs.names == ["d/", "d/a.txt", "d/in.txt"]  # the link out of the folder is skipped
+    with zipfile.ZipFile(io.BytesIO(b"".join(zs))) as zf:
+        assert zf.read("d/in.txt") == b"a"

@@ -153,8 +153,10 @@ class ArchiveStream:
     ) -> None:
         """Add a file, or a directory with everything below it (sorted, so deterministic).
 
-        Symlinks inside a walked directory are followed only while their target stays
-        inside that directory; links pointing out of it (and broken links) are skipped.
+        ``path`` itself may be a symlink: it is followed, as ``zipfile.write()`` does,
+        resolved once when added (the archive name stays the link's). Symlinks inside a
+        walked directory are followed only while their target stays inside that
+        directory; links pointing out of it (and broken links) are skipped.
         """
         path = os.fspath(path)
         if arcname is None:
@@ -175,8 +177,11 @@ class ArchiveStream:
                 level=level,
             )
         else:
+            # The real path, not the link: FileSource opens with O_NOFOLLOW (so a link
+            # swapped in after planning is refused), which would fail a link the caller
+            # named on purpose only once the response had started (issue #16).
             self.add(
-                FileSource(path, st),
+                FileSource(os.path.realpath(path), st),
                 arcname,
                 mtime=mtime,
                 mode=mode if mode is not None else st.st_mode,
