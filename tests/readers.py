@@ -265,36 +265,43 @@ def check_bsdtar_file(path: PathLike, expected: Expected) -> None:
         _compare("bsdtar -xf FILE", _tree(out), expected)
 
 
+def pipe_into(cmd: list[str], path: PathLike, chunk: int = 65536) -> tuple[int, bytes, bytes]:
+    """Feed ``path`` to ``cmd`` through a real pipe (a reader that cannot seek);
+    (exit code, stdout, stderr). A reader closing the pipe early is left to its exit code."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, open(path, "rb") as src:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, env=ENV)
+        try:
+            assert proc.stdin is not None
+            while True:
+                block = src.read(chunk)
+                if not block:
+                    break
+                try:
+                    proc.stdin.write(block)
+                except BrokenPipeError:
+                    break
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            code = proc.wait(TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return code, out.read(), err.read()
+
+
 def check_bsdtar_pipe(path: PathLike, expected: Expected, chunk: int = 65536) -> None:
     """``bsdtar -xf -`` fed through a real pipe: libarchive must stream, it cannot seek."""
     bsdtar = need("bsdtar")
     with scratch_dir() as out:
         cmd = [bsdtar, "-xf", "-", "-C", out]
-        with tempfile.TemporaryFile() as err, open(path, "rb") as src:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=err, stderr=err, env=ENV)
-            try:
-                assert proc.stdin is not None
-                while True:
-                    block = src.read(chunk)
-                    if not block:
-                        break
-                    try:
-                        proc.stdin.write(block)
-                    except BrokenPipeError:
-                        break
-                try:
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-                code = proc.wait(TIMEOUT)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            err.seek(0)
-            said = err.read()
+        code, stdout, stderr = pipe_into(cmd, path, chunk)
         if code != 0:
-            raise AssertionError(_describe(cmd, code, b"", said))
+            raise AssertionError(_describe(cmd, code, stdout, stderr))
         _compare("bsdtar -xf - (pipe)", _tree(out), expected)
 
 

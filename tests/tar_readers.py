@@ -13,13 +13,10 @@ import io
 import os
 import subprocess
 import tarfile
-import tempfile
 from typing import Callable, Mapping, Optional
 
 import pytest
 from readers import (
-    ENV,
-    TIMEOUT,
     Expected,
     PathLike,
     _compare,
@@ -28,6 +25,7 @@ from readers import (
     check_bsdtar_file,
     check_bsdtar_pipe,
     need,
+    pipe_into,
     run,
     scratch_dir,
 )
@@ -54,34 +52,6 @@ def _quiet(
     ]
     if lines:
         raise AssertionError(_describe(cmd, proc.returncode, proc.stdout, proc.stderr))
-
-
-def _pipe(cmd: list[str], path: PathLike, chunk: int = 65536) -> tuple[int, bytes, bytes]:
-    """Feed ``path`` to ``cmd`` through a real pipe; (exit code, stdout, stderr)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, open(path, "rb") as src:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, env=ENV)
-        try:
-            assert proc.stdin is not None
-            while True:
-                block = src.read(chunk)
-                if not block:
-                    break
-                try:
-                    proc.stdin.write(block)
-                except BrokenPipeError:
-                    break
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            code = proc.wait(TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        out.seek(0)
-        err.seek(0)
-        return code, out.read(), err.read()
 
 
 # --- Python's tarfile ---------------------------------------------------------------------
@@ -179,7 +149,7 @@ def check_gnu_tar_pipe(path: PathLike, expected: Expected) -> None:
     tar = need("tar")
     with scratch_dir() as out:
         cmd = [tar, *_gnu_flags(path), "-xf", "-", "-C", out]
-        code, stdout, stderr = _pipe(cmd, path)
+        code, stdout, stderr = pipe_into(cmd, path)
         proc = subprocess.CompletedProcess(cmd, code, stdout, stderr)
         if code != 0:
             raise AssertionError(_describe(cmd, code, stdout, stderr))
@@ -192,7 +162,7 @@ def gnu_tar_listing(path: PathLike, *, pipe: bool = False) -> list[tuple[str, in
     tar = need("tar")
     cmd = [tar, *_gnu_flags(path), "--quoting-style=literal", "-tvf"]
     if pipe:
-        code, stdout, stderr = _pipe([*cmd, "-"], path)
+        code, stdout, stderr = pipe_into([*cmd, "-"], path)
         if code != 0:
             raise AssertionError(_describe(cmd, code, stdout, stderr))
     else:
@@ -247,7 +217,7 @@ def check_busybox_file(path: PathLike, expected: Expected) -> None:
 def check_busybox_pipe(path: PathLike, expected: Expected) -> None:
     with scratch_dir() as out:
         cmd = [*_busybox(), *_gnu_flags(path), "-xf", "-", "-C", out]
-        code, stdout, stderr = _pipe(cmd, path)
+        code, stdout, stderr = pipe_into(cmd, path)
         if code != 0 or stderr.strip():
             raise AssertionError(_describe(cmd, code, stdout, stderr))
         _compare("busybox tar -xf - (pipe)", _tree(out), expected)
