@@ -9,7 +9,6 @@ archive the engine builds directly from the same files, never with stored bytes.
 from __future__ import annotations
 
 import datetime
-import io
 import logging
 import os
 import struct
@@ -21,6 +20,7 @@ from typing import Any, Callable
 import pytest
 import webob
 import webtest
+from share_tree import open_zip
 
 from zipwsgi import ZipMiddleware, ZipStream
 from zipwsgi.engine.sources import FileSource
@@ -94,12 +94,6 @@ def serve(root: Path) -> Callable[..., webtest.TestApp]:
         return webtest.TestApp(ZipMiddleware(upstream, **options))
 
     return serve
-
-
-def open_zip(body: bytes) -> zipfile.ZipFile:
-    archive = zipfile.ZipFile(io.BytesIO(body))
-    assert archive.testzip() is None
-    return archive
 
 
 def engine_archive(root: Path, entries: list[tuple[str, str]], **options) -> bytes:
