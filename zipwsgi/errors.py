@@ -68,6 +68,11 @@ class OutsideRootError(ZipwsgiError, PermissionError):
     """A path resolves (after decoding and following symlinks) outside its allowed root."""
 
 
+class PathTooLongError(ZipwsgiError, OSError):
+    """A requested path is longer or deeper than any served file can be
+    (:data:`zipwsgi.paths.MAX_PATH_BYTES`, :data:`~zipwsgi.paths.MAX_PATH_DEPTH`)."""
+
+
 class ManifestError(ZipwsgiError, ValueError):
     """A mod_zip-style manifest is malformed or exceeds the configured limits."""
 
@@ -77,11 +82,6 @@ class ManifestError(ZipwsgiError, ValueError):
 
 
 class SubrequestError(SourceError):
-class PathTooLongError(ZipwsgiError, OSError):
-    """A requested path is longer or deeper than any served file can be
-    (:data:`zipwsgi.paths.MAX_PATH_BYTES`, :data:`~zipwsgi.paths.MAX_PATH_DEPTH`)."""
-
-
     """A sub-request to the wrapped app for a manifest entry did not answer 200 as promised.
 
     ``status`` is the app's status line, or None when the app raised or sent no status.
