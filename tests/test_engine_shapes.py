@@ -245,9 +245,10 @@ def test_add_path_default_arcname_and_single_file(save, tmp_path):
     root = tmp_path / "folder"
     root.mkdir()
     (root / "x.txt").write_bytes(b"x")
+    (tmp_path / "x.txt").write_bytes(b"x")  # beside the folder: one inside it is refused
     zs = ZipStream()
     zs.add_path(root)
-    zs.add_path(str(root / "x.txt"))
+    zs.add_path(str(tmp_path / "x.txt"))
     assert zs.names == ["folder/", "folder/x.txt", "x.txt"]
     check_all(save(zs), {"folder/": None, "folder/x.txt": b"x", "x.txt": b"x"}, java=False)
 

@@ -24,6 +24,15 @@ class ArchiveTooLargeError(ZipwsgiError, ValueError):
     offsets would pass 2**63 - 1 (the signed 64-bit limit of ``off_t`` and of readers)."""
 
 
+class NestedPathError(ZipwsgiError, ValueError):
+    """``add_path`` was given a path inside (or around) one it walked already.
+
+    The files below would go into the archive twice, under two names: the silent result
+    of porting ``for p in root.glob("**/*"): zs.add_path(p)``. Add the folder once, or
+    its entries one by one with ``recursive=False``.
+    """
+
+
 class SourceError(ZipwsgiError, OSError):
     """A source of entry data could not deliver what the archive plan promised."""
 

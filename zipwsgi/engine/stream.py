@@ -8,10 +8,12 @@ server can stream it, WebOb can range it, and a disconnect closes the one open f
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import os
 import stat
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, TypeVar, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32, deflate_implementation
 from zipwsgi.engine.plan import Plan
@@ -20,10 +22,12 @@ from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
     ArchiveTooLargeError,
     DuplicateNameError,
+    NestedPathError,
     SourceUnavailableError,
     UnknownLengthError,
 )
 from zipwsgi.formats.entry import DEFLATE, MAX_ENTRY_SIZE, STORED, ArchiveLayout, Entry
+from zipwsgi.formats.zip import records as zip_records
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
 from zipwsgi.paths import Found, normalise_name, walk_folder
 
@@ -40,12 +44,22 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 #: zip epoch, so archives never depend on "now" and replicas serve identical bytes.
 DEFAULT_MTIME = 315532800
 _COMPRESSIONS = (STORED, DEFLATE)
+#: zipfile's method numbers (``zipfile.ZIP_STORED``, ``zipfile.ZIP_DEFLATED``), accepted
+#: wherever a compression is, so code written for zipfile or zipstream-ng passes them on.
+ZIP_STORED = 0
+ZIP_DEFLATED = 8
+_METHODS = {ZIP_STORED: STORED, ZIP_DEFLATED: DEFLATE}
+#: What callers may pass as a compression: our names, or zipfile's integer constants.
+Compression = Union[str, int]
 
 
 class _LengthWhenKnown:
-    """A ``__len__`` that exists only while the archive's size is known (see ArchiveStream)."""
+    """A ``__len__`` that exists only while the archive's size is known (see ArchiveStream).
 
-    def __get__(self, stream: Optional["ArchiveStream"], owner: type = object) -> Any:
+    Works on any object with a ``size`` (the python-zipstream compatible ``ZipFile`` uses
+    it too)."""
+
+    def __get__(self, stream: Any, owner: type = object) -> Any:
         if stream is None:
             return self
         size = stream.size
@@ -61,7 +75,7 @@ class ArchiveStream:
         self,
         layout: ArchiveLayout,
         *,
-        compression: str = STORED,
+        compression: Compression = STORED,
         level: Level = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         mtime: Optional[float] = None,
@@ -85,6 +99,11 @@ class ArchiveStream:
         self._shared_ints: dict[Any, Any] = {}
         self._plan: Optional[Plan] = None
         self._passes: weakref.WeakSet[Pass] = weakref.WeakSet()
+        # What add_path was given, by real path, so a path inside (or around) a folder
+        # walked already is refused (NestedPathError): folders walked recursively, and
+        # every folder above any added path (what the folder walked later would contain).
+        self._walked: dict[str, str] = {}
+        self._above: dict[str, str] = {}
 
     # -- building ---------------------------------------------------------------------------
 
@@ -97,7 +116,7 @@ class ArchiveStream:
         mtime: Optional[float] = None,
         mode: Optional[int] = None,
         crc: Optional[int] = None,
-        compression: Optional[str] = None,
+        compression: Optional[Compression] = None,
         level: Optional[int] = None,
     ) -> None:
         """Add one file entry.
@@ -148,15 +167,23 @@ class ArchiveStream:
         mtime: Optional[float] = None,
         mode: Optional[int] = None,
         crc: Optional[int] = None,
-        compression: Optional[str] = None,
+        compression: Optional[Compression] = None,
         level: Optional[int] = None,
     ) -> None:
         """Add a file, or a directory with everything below it (sorted, so deterministic).
+
+        ``arcname`` defaults to the path's last component; ``""`` (or ``"/"``) puts a
+        folder's contents at the root of the archive. ``recursive=False`` adds a folder's
+        own directory entry alone (zipstream-ng's ``recurse=False``), for callers that
+        walk the tree themselves and add each entry.
 
         ``path`` itself may be a symlink: it is followed, as ``zipfile.write()`` does,
         resolved once when added (the archive name stays the link's). Symlinks inside a
         walked directory are followed only while their target stays inside that
         directory; links pointing out of it (and broken links) are skipped.
+        A path inside a folder walked already, or a folder around a path added already,
+        raises :class:`~zipwsgi.errors.NestedPathError` naming both: its files would
+        otherwise be in the archive twice under two names.
         """
         path = os.fspath(path)
         if arcname is None:
@@ -165,23 +192,32 @@ class ArchiveStream:
             st = os.stat(path)
         except OSError as exc:
             raise SourceUnavailableError(f"cannot stat {path}: {exc.strerror}") from exc
-        if stat.S_ISDIR(st.st_mode):
-            self.add_found(
-                walk_folder(
-                    os.path.realpath(path),
-                    normalise_name(arcname),
-                    recursive=recursive,
-                    include_hidden=include_hidden,
-                ),
-                compression=compression,
-                level=level,
+        is_dir = stat.S_ISDIR(st.st_mode)
+        real = os.path.realpath(path)
+        walks = is_dir and recursive
+        self._check_not_nested(path, real, walks)
+        if walks:
+            if _is_root(arcname):
+                # The folder's own entry would have an empty name: skip it, and normalise
+                # its children's names here (the walk only does so below a named folder).
+                found: Iterable[Found] = _renamed(
+                    itertools.islice(walk_folder(real, "", include_hidden=include_hidden), 1, None)
+                )
+            else:
+                found = walk_folder(real, normalise_name(arcname), include_hidden=include_hidden)
+            self.add_found(found, compression=compression, level=level)
+        elif is_dir:
+            self.mkdir(
+                arcname,
+                mtime=st.st_mtime if mtime is None else mtime,
+                mode=st.st_mode if mode is None else mode,
             )
         else:
             # The real path, not the link: FileSource opens with O_NOFOLLOW (so a link
             # swapped in after planning is refused), which would fail a link the caller
             # named on purpose only once the response had started (issue #16).
             self.add(
-                FileSource(os.path.realpath(path), st),
+                FileSource(real, st),
                 arcname,
                 mtime=mtime,
                 mode=mode if mode is not None else st.st_mode,
@@ -189,12 +225,52 @@ class ArchiveStream:
                 compression=compression,
                 level=level,
             )
+        self._remember(path, real, walks)
+
+    def _check_not_nested(self, path: str, real: str, walks: bool) -> None:
+        """Refuse ``path`` (real path ``real``) if a folder walked already holds it, or
+        if it is a folder to walk that holds a path added already. Costs one dict lookup
+        per folder above ``real``: no scan of what was added."""
+        if self._walked:
+            at = real
+            while True:
+                given = self._walked.get(at)
+                if given is not None:
+                    where = "is" if at == real else "lies inside"
+                    raise NestedPathError(
+                        f"{path!r} {where} {given!r}, which add_path walked already: its "
+                        "files would be in the archive twice. Add the folder once, or "
+                        "each entry with recursive=False."
+                    )
+                parent = os.path.dirname(at)
+                if parent == at:
+                    break
+                at = parent
+        if walks:
+            inside = self._above.get(real)
+            if inside is not None:
+                raise NestedPathError(
+                    f"{path!r} contains {inside!r}, added already: its files would be in "
+                    "the archive twice. Add the folder once, or each entry with "
+                    "recursive=False."
+                )
+
+    def _remember(self, path: str, real: str, walks: bool) -> None:
+        if walks:
+            self._walked[real] = path
+        at = real
+        while True:
+            parent = os.path.dirname(at)
+            if parent == at or parent in self._above:
+                break  # the folders above it were recorded with it
+            self._above[parent] = path
+            at = parent
 
     def add_found(
         self,
         found: Iterable[Found],
         *,
-        compression: Optional[str] = None,
+        compression: Optional[Compression] = None,
         level: Level = None,
     ) -> None:
         """Add what a folder walk (:func:`zipwsgi.paths.walk_folder`) found, folders as
@@ -238,7 +314,7 @@ class ArchiveStream:
         mtime: Optional[float],
         mode: Optional[int],
         crc: Optional[int],
-        compression: Optional[str],
+        compression: Optional[Compression],
         level: Level,
         is_dir: bool = False,
         parents_checked: bool = False,
@@ -337,8 +413,20 @@ class ArchiveStream:
 
     @property
     def last_modified(self) -> Optional[int]:
-        """Newest entry mtime (for Last-Modified), or None for an empty archive."""
+        """Newest entry mtime in Unix seconds (for Last-Modified), or None for an empty
+        archive. An int, so :func:`zipwsgi.http.responses.archive_response`, Django's
+        ``http_date`` and werkzeug take it as it is; see :attr:`last_modified_datetime`."""
         return max((e.mtime for e in self._entries), default=None)
+
+    @property
+    def last_modified_datetime(self) -> Optional[datetime.datetime]:
+        """:attr:`last_modified` as an aware UTC ``datetime`` (what zipstream-ng's
+        ``last_modified`` returns, naive and local there), ready for any framework's
+        Last-Modified: an HTTP date is always GMT."""
+        seconds = self.last_modified
+        if seconds is None:
+            return None
+        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
 
     def fingerprint(self) -> Optional[str]:
         """A digest that changes whenever the archive's bytes could, or None if unknowable.
@@ -347,7 +435,7 @@ class ArchiveStream:
         identity where it has one (a file's path); data that brings neither a size nor a
         CRC has no stable identity, so no honest fingerprint exists.
         """
-        import hashlib  # here, not at the top: OpenSSL adds ~4 MiB to every process
+        import hashlib  # here, not at the top: OpenSSL's memory only where validators are made
 
         from zipwsgi.engine.deflate import BLOCK_SIZE
 
@@ -446,7 +534,7 @@ class ZipStream(ArchiveStream):
 
     def __init__(
         self,
-        compression: str = STORED,
+        compression: Compression = STORED,
         level: Level = None,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -455,9 +543,11 @@ class ZipStream(ArchiveStream):
         allow_duplicates: bool = False,
         workers: Optional[int] = None,
         precompute_crc: bool = False,
+        comment: Union[bytes, str] = b"",
     ) -> None:
+        self._zip_layout = ZipLayout(charset)
         super().__init__(
-            ZipLayout(charset),
+            self._zip_layout,
             compression=compression,
             level=level,
             chunk_size=chunk_size,
@@ -466,12 +556,129 @@ class ZipStream(ArchiveStream):
             workers=workers,
             precompute_crc=precompute_crc,
         )
+        self.comment = comment  # type: ignore[assignment,unused-ignore]  # str: the setter encodes it
+
+    @classmethod
+    def from_path(
+        cls: type[_Z],
+        path: PathLike,
+        *,
+        compression: Compression = STORED,
+        level: Level = None,
+        recursive: bool = True,
+        arcname: Optional[str] = None,
+        include_hidden: bool = True,
+        **options: Any,
+    ) -> _Z:
+        """A new stream holding ``path`` (zipstream-ng's ``ZipStream.from_path``):
+        ``compression``, ``level`` and ``options`` (``chunk_size``, ``mtime``,
+        ``charset``, ``workers``, ``precompute_crc``, ``comment``...) go to the
+        constructor, the rest to :meth:`add_path`. A folder lands under its own name, as
+        there; pass ``arcname=""`` for its contents at the root."""
+        stream = cls(compression, level, **options)
+        try:
+            stream.add_path(path, arcname, recursive=recursive, include_hidden=include_hidden)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    @property
+    def comment(self) -> bytes:
+        """The archive comment, written after the end record and counted in :attr:`size`.
+
+        Set bytes, or str (encoded as UTF-8, as zipstream-ng does); at most 65,535 bytes,
+        refused beyond rather than truncated. Setting it changes the size and the ETag.
+        """
+        return self._zip_layout.comment
+
+    @comment.setter
+    def comment(self, value: Union[bytes, str, None]) -> None:
+        if value is None:
+            value = b""
+        elif isinstance(value, str):
+            value = value.encode("utf-8")
+        self._zip_layout.comment = zip_records.check_comment(value)
+        self._plan = None  # the trailer's length changed
+
+    def info_list(self) -> list[dict[str, Any]]:
+        """One dict per entry, in archive order, with zipstream-ng's keys.
+
+        ``name``, ``size``, ``compressed_size``, ``datetime`` (the DOS time written, as
+        zipfile reads it back: UTC, even seconds), ``is_dir``, ``CRC``,
+        ``compress_type`` (zipfile's 0 or 8) and ``compress_level``. What is known before
+        streaming is filled in; the rest is None: a deflated size is never known ahead, a
+        CRC only when given, computed by a pass (or empty). zipstream-ng's ``streamed`` is
+        left out: every pass here is independent, so there is no "streamed yet" state.
+        """
+        info: list[dict[str, Any]] = []
+        for entry in self._entries:
+            deflated = entry.compression == DEFLATE and not entry.is_dir
+            size = 0 if entry.is_dir else entry.size
+            date, clock, _ = zip_records.time_fields(entry.mtime)
+            info.append(
+                {
+                    "name": entry.name,
+                    "size": size,
+                    "compressed_size": None if deflated else size,
+                    "datetime": (
+                        1980 + (date >> 9),
+                        (date >> 5) & 0xF,
+                        date & 0x1F,
+                        clock >> 11,
+                        (clock >> 5) & 0x3F,
+                        (clock & 0x1F) * 2,
+                    ),
+                    "is_dir": entry.is_dir,
+                    "CRC": 0 if entry.is_dir else entry.crc,
+                    "compress_type": ZIP_DEFLATED if deflated else ZIP_STORED,
+                    "compress_level": entry.level if deflated else None,
+                }
+            )
+        return info
 
 
-def check_compression(value: str) -> str:
+_Z = TypeVar("_Z", bound=ZipStream)
+
+
+def check_compression(value: Compression) -> str:
+    """The one place a compression is validated: ``"stored"``, ``"deflate"``, or
+    zipfile's ``ZIP_STORED`` (0) / ``ZIP_DEFLATED`` (8), which code ported from zipfile,
+    python-zipstream or zipstream-ng passes. Other methods (bzip2, lzma) are refused:
+    no streaming reader we test handles them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        method = _METHODS.get(value)
+        if method is None:
+            raise ValueError(
+                f"compression {value!r} is not supported: use ZIP_STORED (0) or ZIP_DEFLATED (8)"
+            )
+        return method
     if value not in _COMPRESSIONS:
         raise ValueError(f"compression must be one of {_COMPRESSIONS}, not {value!r}")
     return value
 
 
-__all__ = ["ArchiveStream", "ZipStream", "DEFAULT_CHUNK_SIZE", "DEFAULT_MTIME"]
+def _is_root(arcname: str) -> bool:
+    """True for the archive names that mean "no folder of its own": ``""``, ``"/"``,
+    ``"."`` (zipstream-ng's ``"/"``). ``".."`` is not one: normalise_name refuses it."""
+    return not [part for part in arcname.replace("\\", "/").split("/") if part not in ("", ".")]
+
+
+def _renamed(found: Iterable[Found]) -> Iterator[Found]:
+    """Entries of a walk at the archive root, their names made canonical: a name on
+    disk with a backslash is a folder separator to Windows extractors."""
+    for item in found:
+        if "\\" in item.arcname:
+            item.arcname = normalise_name(item.arcname)
+        yield item
+
+
+__all__ = [
+    "ArchiveStream",
+    "ZipStream",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MTIME",
+    "ZIP_STORED",
+    "ZIP_DEFLATED",
+    "check_compression",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 from zipwsgi.engine.compression import Level, deflate_implementation
-from zipwsgi.engine.stream import DEFAULT_CHUNK_SIZE, ArchiveStream
+from zipwsgi.engine.stream import DEFAULT_CHUNK_SIZE, ArchiveStream, Compression
 from zipwsgi.engine.writer import Pass, Writer, _slice
 from zipwsgi.formats.entry import STORED
 from zipwsgi.formats.tar.layout import TarLayout
@@ -72,7 +72,7 @@ class TarStream(ArchiveStream):
         mtime: Optional[float] = None,
         mode: Optional[int] = None,
         crc: Optional[int] = None,
-        compression: Optional[str] = None,
+        compression: Optional[Compression] = None,
         level: Optional[int] = None,
     ) -> None:
         """Add one file entry (see ZipStream.add); ``crc`` is ignored."""

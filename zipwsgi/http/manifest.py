@@ -37,7 +37,6 @@ DIRECTORY = "@directory"
 #: are a malformed manifest (nginx's own ``off_t`` stops at 2**63 - 1).
 MAX_SIZE = MAX_ENTRY_SIZE
 
-
 # mod_zip separates fields with runs of spaces only (a tab is part of a field). The name
 # starts at the first non-space byte after the location and runs to the end of the line.
 _LINE = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+) +([^ ].*)", re.DOTALL)
@@ -168,7 +167,10 @@ def _explain_bad_line(raw: bytes) -> str:
         words = [word for word in raw.split(b" ") if word]
         # Four words always match _LINE, so at least the name is missing here.
         missing = ["CRC-32", "size", "location", "archive name"][len(words) :]
-        return f"missing {', '.join(missing)}; expected '<crc32> <size> <location> <name>'"
+        return (
+            f"missing {', '.join(missing)}; expected '<crc32> <size> <location> <name>' "
+            "(a raw space ends a field: percent-encode locations, a space is %20)"
+        )
     crc_field, size_field = match.group(1, 2)
     if not _CRC.fullmatch(crc_field):
         return f"CRC-32 must be 1 to 8 hex digits or '-', got {_show(crc_field)}"

@@ -127,7 +127,7 @@ class ManifestArchive:
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError:
-                encoding = charset  # type: ignore[assignment]
+                encoding = str(charset)
         try:
             return parse_manifest(body, max_entries=self.max_entries,
                                   max_bytes=self.max_bytes, name_encoding=encoding)
@@ -197,9 +197,20 @@ def refuse_entry(entry: ManifestEntry, detail: str, public: str, status: int = 5
     """A refusal naming the manifest line: the client gets its number and ``public``; the
     log gets the location, the name and ``detail``."""
     where = f"manifest line {entry.line}"
+    if " " in entry.name and public != "archive name refused":
+        detail += SPACE_HINT
     return Refusal(f"{where} (location {_short(entry.location)}, name {_short(entry.name)}): "
                    f"{detail}",
                    f"{where}: {public}", status)
+
+
+#: Added to the log line of a refused entry whose name has a space: the likeliest cause
+#: is a location written with a raw space, which ends the field there (the rest joins the
+#: name). django-zip-stream writes locations unencoded; mod_zip fails the same way.
+SPACE_HINT = (
+    "; if the location has a space, the line was split there: percent-encode locations "
+    "(a space is %20)"
+)
 
 
 def _short(text: str, limit: int = 200) -> str:

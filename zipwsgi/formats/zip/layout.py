@@ -104,6 +104,9 @@ class ZipLayout:
     native``); any other codec name writes the name in that charset (unencodable
     characters become ``_``) and keeps the real name in the Unicode Path extra field,
     which is what old Windows extractors in that locale need.
+
+    ``comment``: the archive comment (bytes, see :func:`records.check_comment`), written
+    after the end record and counted by :meth:`trailer_size`, so the size stays exact.
     """
 
     content_type = "application/zip"
@@ -111,8 +114,9 @@ class ZipLayout:
     needs_crc = True
     needs_sizes = False
 
-    def __init__(self, charset: Optional[str] = None) -> None:
+    def __init__(self, charset: Optional[str] = None, comment: bytes = b"") -> None:
         self.charset = check_charset(charset)
+        self.comment = zf.check_comment(comment)
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -263,11 +267,11 @@ class ZipLayout:
                 cd_size += batch_size
                 batch, batch_size = [], 0
         cd_size += batch_size
-        batch.append(zf.end_records(len(entries), offset, cd_size))
+        batch.append(zf.end_records(len(entries), offset, cd_size, self.comment))
         yield b"".join(batch)
 
     def trailer_size(self, count: int, offset: int, shares: int) -> int:
-        return shares + zf.end_records_size(count, offset, shares)
+        return shares + zf.end_records_size(count, offset, shares, self.comment)
 
 
 def _encode_char(ch: str, charset: str) -> str:

@@ -244,13 +244,29 @@ def needs_zip64_end(count: int, cd_offset: int, cd_size: int) -> bool:
     return count >= ZIP64_COUNT_LIMIT or cd_offset >= ZIP64_LIMIT or cd_size >= ZIP64_LIMIT
 
 
-def end_records_size(count: int, cd_offset: int, cd_size: int) -> int:
+def end_records_size(count: int, cd_offset: int, cd_size: int, comment: bytes = b"") -> int:
     extra = ZIP64_END_SIZE + ZIP64_LOCATOR_SIZE if needs_zip64_end(count, cd_offset, cd_size) else 0
-    return extra + END_SIZE
+    return extra + END_SIZE + len(comment)
 
 
-def end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
-    """[zip64 end record, zip64 locator,] end of central directory."""
+def check_comment(comment: bytes) -> bytes:
+    """The archive comment as the end record can hold it: bytes, at most 65,535 of them
+    (its length is a 16-bit field). Too long is refused, not truncated as zipfile and
+    zipstream-ng do, so the caller learns that what they set is not what is written.
+    A comment holding the end record's signature is refused too: readers find the end
+    record by searching backwards for it (zipfile with ``rfind``), and would stop there."""
+    if not isinstance(comment, (bytes, bytearray, memoryview)):
+        raise TypeError(f"archive comment must be bytes, not {type(comment).__name__}")
+    comment = bytes(comment)
+    if len(comment) > MAX16:
+        raise ValueError(f"archive comment is {len(comment)} bytes; zip allows {MAX16}")
+    if struct.pack("<I", END_SIG) in comment:
+        raise ValueError("archive comment contains the end record's signature (PK\\5\\6)")
+    return comment
+
+
+def end_records(count: int, cd_offset: int, cd_size: int, comment: bytes = b"") -> bytes:
+    """[zip64 end record, zip64 locator,] end of central directory[, archive comment]."""
     out = b""
     if needs_zip64_end(count, cd_offset, cd_size):
         zip64_end_offset = cd_offset + cd_size
@@ -274,5 +290,5 @@ def end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
         MAX16 if count >= ZIP64_COUNT_LIMIT else count,
         MAX32 if cd_size >= ZIP64_LIMIT else cd_size,
         MAX32 if cd_offset >= ZIP64_LIMIT else cd_offset,
-        0,
-    )
+        len(comment),  # the archive comment follows the record
+    ) + comment
