@@ -118,3 +118,17 @@ def chromium() -> Iterator[Browser]:
 
     with launch_chromium() as browser:
         yield browser
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    """``in/photos``: a small folder with nesting and non-ASCII names, plus a loose file
+    ``in/notes.txt`` beside it (what the command-line tests pack)."""
+    root = tmp_path / "in" / "photos"
+    (root / "café").mkdir(parents=True)
+    (root / "2024" / "may").mkdir(parents=True)
+    (root / "Отчёт.txt").write_text("отчёт\n", "utf-8")
+    (root / "café" / "menu.txt").write_text("espresso\n" * 100, "utf-8")
+    (root / "2024" / "may" / "a.bin").write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "in" / "notes.txt").write_text("notes\n", "utf-8")
+    return root

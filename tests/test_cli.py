@@ -30,19 +30,6 @@ CHECK_ZIP = (
 )
 
 
-@pytest.fixture()
-def tree(tmp_path: Path) -> Path:
-    """A small folder with nesting and non-ASCII names, plus a loose file beside it."""
-    root = tmp_path / "in" / "photos"
-    (root / "café").mkdir(parents=True)
-    (root / "2024" / "may").mkdir(parents=True)
-    (root / "Отчёт.txt").write_text("отчёт\n", "utf-8")
-    (root / "café" / "menu.txt").write_text("espresso\n" * 100, "utf-8")
-    (root / "2024" / "may" / "a.bin").write_bytes(bytes(range(256)) * 64)
-    (tmp_path / "in" / "notes.txt").write_text("notes\n", "utf-8")
-    return root
-
-
 EXPECTED = {
     "photos/Отчёт.txt": "отчёт\n".encode(),
     "photos/café/menu.txt": b"espresso\n" * 100,

@@ -19,18 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-@pytest.fixture()
-def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "in" / "photos"
-    (root / "café").mkdir(parents=True)
-    (root / "2024" / "may").mkdir(parents=True)
-    (root / "Отчёт.txt").write_text("отчёт\n", "utf-8")
-    (root / "café" / "menu.txt").write_text("espresso\n" * 100, "utf-8")
-    (root / "2024" / "may" / "a.bin").write_bytes(bytes(range(256)) * 64)
-    (tmp_path / "in" / "notes.txt").write_text("notes\n", "utf-8")
-    return root
-
-
 EXPECTED: dict[str, bytes | None] = {
     "photos/": None,
     "photos/2024/": None,
