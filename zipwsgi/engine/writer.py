@@ -191,7 +191,7 @@ class Writer:
             data = source.read_all(entry.size)  # type: ignore[arg-type]
         except SourceError as exc:
             raise type(exc)(f"{entry.name!r}: {exc}") from exc
-        if entry.crc_found is None and self.needs_crc:
+        if self.needs_crc:  # every pass: an earlier pass's CRC says nothing of these bytes
             _settle_crc(entry, crc32(data))
         return data
 
@@ -206,8 +206,14 @@ class Writer:
         self, entry: Entry, begin: int, end: int, emit: bool = True
     ) -> Iterator[bytes]:
         """Bytes ``[begin, end)`` of a stored entry, checking the source keeps its promises."""
+        # Whenever a pass reads a whole entry its bytes are checked against the CRC the
+        # records promise (given by the caller, or found by an earlier pass), and a
+        # mismatch raises before the footer and the central directory: a file rewritten
+        # in place with the same size and mtime then cuts the download instead of
+        # completing a corrupt archive. A range that covers only part of an entry cannot
+        # be checked (a CRC needs every byte); the validator (fingerprint) covers that.
         whole = begin == 0 and end == entry.size
-        checksum = whole and entry.crc_found is None and self.needs_crc
+        checksum = whole and self.needs_crc
         reader = _open(entry)
         try:
             if begin:
@@ -328,10 +334,16 @@ def _open(entry: Entry) -> Reader:
 
 
 def _settle_crc(entry: Entry, crc: int) -> None:
-    """Remember a computed CRC; a CRC the caller promised must match what was read."""
+    """Remember a computed CRC; it must match the CRC the caller promised, and the one an
+    earlier pass found (the records of this pass may already carry it)."""
     if entry.crc_given is not None and entry.crc_given != crc:
         raise SourceChangedError(
             f"{entry.name!r}: CRC-32 of the data is {crc:08x}, {entry.crc_given:08x} was given"
+        )
+    if entry.crc_found is not None and entry.crc_found != crc:
+        raise SourceChangedError(
+            f"{entry.name!r}: CRC-32 of the data is {crc:08x}, an earlier pass read "
+            f"{entry.crc_found:08x}: the source changed in place"
         )
     entry.crc_found = crc
 
