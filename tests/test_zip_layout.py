@@ -11,7 +11,7 @@ import zlib
 from typing import Optional
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from readers import split_extra
 
@@ -300,8 +300,11 @@ def test_planned_sizes_are_the_written_lengths(
     name, is_dir, size, crc, crc_ahead, charset, offset, cd_offset
 ) -> None:
     layout = ZipLayout(charset=charset)
-    e = prepared(layout, entry(name, None if is_dir else size, is_dir=is_dir, crc=crc,
-                               crc_ahead=crc_ahead))
+    e = entry(name, None if is_dir else size, is_dir=is_dir, crc=crc, crc_ahead=crc_ahead)
+    try:
+        layout.prepare(e)
+    except ArchiveNameError:
+        reject()  # a name no entry may have (in this charset): not a question of sizes
     header, footer, share = layout.planned_sizes(e, offset)
     data_size = 0 if is_dir else size
     real_crc = crc if crc is not None else 0x5A5A5A5A
