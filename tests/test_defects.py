@@ -353,3 +353,70 @@ def test_middleware_cuts_a_manifest_entry_that_fails_its_crc(files: Path) -> Non
     rewrite_in_place(files / "f.txt", b"HELLO\n")
     with pytest.raises(SourceChangedError, match="CRC-32"):
         client(f"{crc:08x} 6 /files/f.txt f.txt".encode(), files).get("/zip")
+
+
+# -- item 5: resumes joined across a change -----------------------------------------------
+
+
+def _copy_with_times(src: Path, dst: Path) -> None:
+    dst.write_bytes(src.read_bytes())
+    st = src.stat()
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _resume_status(client: webtest.TestApp, url: str, rewrite: Callable[[], None]) -> int:
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    rewrite()
+    again = client.get(url, headers={"Range": "bytes=10-", "If-Range": etag}, expect_errors=True)
+    return again.status_int
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Path:
+    root = tmp_path / "share"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "a.bin").write_bytes(b"a" * 4000)
+    return root
+
+
+def test_in_place_rewrite_restarts_a_resume_through_the_middleware(share: Path) -> None:
+    manifest = b"- 4000 /files/docs/a.bin a.bin"
+    app = ZipMiddleware(manifest_app(manifest), roots={"/files/": share})
+    status = _resume_status(webtest.TestApp(app), "/zip",
+                            lambda: rewrite_in_place(share / "docs" / "a.bin", b"b" * 4000))
+    assert status == 200  # was 206: two versions joined into one corrupt download
+
+
+@pytest.mark.parametrize("url", ["/docs.zip", "/docs/a.bin"])
+def test_in_place_rewrite_restarts_a_resume_through_the_app(share: Path, url: str) -> None:
+    status = _resume_status(webtest.TestApp(ZipApp(share)), url,
+                            lambda: rewrite_in_place(share / "docs" / "a.bin", b"b" * 4000))
+    assert status == 200
+
+
+def test_portable_validator_is_the_same_on_replicas(share: Path, tmp_path: Path) -> None:
+    replica = tmp_path / "replica"
+    (replica / "docs").mkdir(parents=True)
+    _copy_with_times(share / "docs" / "a.bin", replica / "docs" / "a.bin")
+    manifest = b"- 4000 /files/docs/a.bin a.bin"
+
+    def etags(validator: str) -> set[str]:
+        found = set()
+        for root in (share, replica):
+            app = ZipMiddleware(manifest_app(manifest), roots={"/files/": root},
+                                validator=validator)
+            found.add(webtest.TestApp(app).get("/zip").headers["ETag"])
+            found.add(webtest.TestApp(ZipApp(root, validator=validator))
+                      .get("/docs.zip").headers["ETag"] + "app")
+        return found
+
+    assert len(etags("portable")) == 2  # one per answer kind, equal across replicas
+    assert len(etags("local")) == 4  # this host's files: inode and ctime differ
+    # The documented risk of "portable": an in-place rewrite keeps the ETag.
+    app = ZipMiddleware(manifest_app(manifest), roots={"/files/": share}, validator="portable")
+    status = _resume_status(webtest.TestApp(app), "/zip",
+                            lambda: rewrite_in_place(share / "docs" / "a.bin", b"c" * 4000))
+    assert status == 206
+    with pytest.raises(ValueError, match="validator"):
+        ZipStream(validator="strong")

@@ -55,7 +55,7 @@ import webob
 
 from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
 from zipwsgi.engine.choice import FORMATS, SUFFIXES, ZIP, format_name, new_archive
-from zipwsgi.engine.stream import ArchiveStream
+from zipwsgi.engine.stream import ArchiveStream, check_validator
 from zipwsgi.errors import ArchiveNameError, OutsideRootError, PathTooLongError
 from zipwsgi.http.responses import RangedResponse, archive_response
 from zipwsgi.paths import Found, Root
@@ -92,7 +92,10 @@ class ZipApp:
     resumable downloads) or ``"deflate"`` (smaller, streamed without a length); tars are
     always plain or gzip, as the request's format says. ``show_hidden`` also lists and
     zips names starting with a dot. ``max_selection`` and ``max_form_bytes`` bound what
-    one selection request may ask for.
+    one selection request may ask for. ``validator`` is what ETags are built from, for
+    archives and single files: ``"local"`` (default) sees a file rewritten in place
+    (inode and ctime), ``"portable"`` only names, sizes and mtimes, the same on replicas
+    serving copies (see :meth:`~zipwsgi.engine.stream.ArchiveStream.fingerprint`).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class ZipApp:
         show_hidden: bool = False,
         max_selection: int = 10_000,
         max_form_bytes: int = 1024 * 1024,
+        validator: str = "local",
     ) -> None:
         if compression not in ("stored", "deflate"):
             raise ValueError(f"compression must be 'stored' or 'deflate', not {compression!r}")
@@ -110,6 +114,7 @@ class ZipApp:
         self.compression = compression
         self.max_selection = max_selection
         self.max_form_bytes = max_form_bytes
+        self.validator = check_validator(validator)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
         request = webob.Request(environ)
@@ -153,7 +158,7 @@ class ZipApp:
         real, st = found
         if stat.S_ISDIR(st.st_mode):
             return self._redirect(request, parts)
-        return _file_response(real, st)
+        return _file_response(real, st, self.validator)
 
     def folder(self, request: webob.Request, parts: Parts) -> webob.Response:
         """A folder URL (``.../``): its page, its archive, or a selection from it."""
@@ -325,7 +330,9 @@ class ZipApp:
     def new_stream(self, fmt: str) -> ArchiveStream:
         """The empty archive of format ``fmt`` (``zip``, ``tar``, ``tar.gz``) a download
         fills; a subclass may choose other options."""
-        return new_archive(fmt, compression=self.compression)
+        stream = new_archive(fmt, compression=self.compression)
+        stream.validator = self.validator
+        return stream
 
     def _build(self, items: list[tuple[str, str]], folder: str, fmt: str) -> ArchiveStream:
         """A ``fmt`` stream of real paths under their archive names; errors become 403/404.
@@ -415,7 +422,7 @@ class _FileBody:
             gen.close()  # type: ignore[attr-defined]
 
 
-def _file_response(real: str, st: os.stat_result) -> webob.Response:
+def _file_response(real: str, st: os.stat_result, validator: str = "local") -> webob.Response:
     """One file, answered by the same RFC 9110 decision as zips (preconditions, Range
     and multipart, 304/412/416, HEAD without opening the file)."""
     content_type, encoding = mimetypes.guess_type(real)
@@ -426,12 +433,21 @@ def _file_response(real: str, st: os.stat_result) -> webob.Response:
         _FileBody(real, st.st_size),
         content_type=content_type,
         size=st.st_size,
-        etag=f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}",
+        etag=_file_etag(st, validator),
         last_modified=int(st.st_mtime),
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox"
     return response
+
+
+def _file_etag(st: os.stat_result, validator: str) -> str:
+    """A strong ETag for one file. ``"local"`` adds inode and ctime: a rewrite in place
+    that keeps size and mtime still changes the ctime, so If-Range gives a 200, not a
+    206 joining two versions. ``"portable"``: size and mtime, the same on every replica."""
+    if validator == "portable":
+        return f"{st.st_size:x}-{st.st_mtime_ns // 10**9:x}"
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ctime_ns:x}"
 
 
 def _printable_names(found: Iterable[Found]) -> Iterator[Found]:

@@ -102,7 +102,7 @@ class FileSource(Source):
     archive already announced would be wrong, so we refuse rather than stream it.
     """
 
-    __slots__ = ("path", "size", "_mtime_ns")  # kept lean: one per file in an archive
+    __slots__ = ("path", "size", "_mtime_ns", "_identity")  # lean: one per file in an archive
 
     def __init__(
         self, path: Union[str, os.PathLike[str]], st: Optional[os.stat_result] = None
@@ -117,6 +117,15 @@ class FileSource(Source):
             raise SourceUnavailableError(f"not a regular file: {self.path}")
         self.size = st.st_size
         self._mtime_ns = st.st_mtime_ns
+        self._identity = _identity(st)
+
+    @property
+    def identity(self) -> int:
+        """Which file this is on this host, and which version of it: a hash of device,
+        inode and ctime. An in-place rewrite that keeps size and mtime (``touch -r``,
+        ``os.utime``) still changes the ctime, so validators built on it see the change;
+        a copy on another host has another identity (see ``validator="portable"``)."""
+        return self._identity
 
     @property
     def mtime(self) -> float:  # type: ignore[override]
@@ -169,6 +178,12 @@ class FileSource(Source):
         return self.path
 
 
+def _identity(st: os.stat_result) -> int:
+    # One int per file rather than three (memory per entry is measured); tuple hashes of
+    # ints are not randomised, so the same stat gives the same value in every process.
+    return hash((st.st_dev, st.st_ino, st.st_ctime_ns))
+
+
 class FolderFiles:
     """What the files found in one folder by a walk share: the folder's path (with a
     trailing separator) and how many leading characters of their archive names stand
@@ -197,6 +212,7 @@ class FolderFile(FileSource):
         self.name = name
         self.size = st.st_size
         self._mtime_ns = st.st_mtime_ns
+        self._identity = _identity(st)
 
     @property
     def path(self) -> str:

@@ -82,9 +82,11 @@ class ArchiveStream:
         allow_duplicates: bool = False,
         workers: Optional[int] = None,
         precompute_crc: bool = False,
+        validator: str = "local",
     ) -> None:
         self._layout = layout
         self.precompute_crc = precompute_crc
+        self.validator = check_validator(validator)
         self.compression = check_compression(compression)
         self.level = check_level(level)
         self.workers = workers
@@ -431,17 +433,32 @@ class ArchiveStream:
     def fingerprint(self) -> Optional[str]:
         """A digest that changes whenever the archive's bytes could, or None if unknowable.
 
-        Built from every entry's name, size, mtime, mode, method and CRC, plus the source's
-        identity where it has one (a file's path); data that brings neither a size nor a
-        CRC has no stable identity, so no honest fingerprint exists.
+        Built from every entry's name, size, mtime, mode, method and given CRC; data that
+        brings neither a size nor a CRC has no stable identity, so no honest fingerprint
+        exists. What else goes in is the stream's ``validator``, an explicit choice:
+
+        - ``"local"`` (default, safe): each file's path, mtime in nanoseconds and its
+          identity on this host (device, inode, ctime). A file rewritten in place with
+          the same size and mtime still changes the ctime, so the ETag changes and a
+          resumed download (If-Range) starts over with a 200 instead of joining two
+          versions. Replicas serving copies give different ETags, so a download resumed
+          on another replica also starts over: correct, merely slower.
+        - ``"portable"`` (replicas): names, sizes, mtimes in seconds and given CRCs only,
+          the same on every host holding the same files. The risk, accepted by choosing
+          it: a file rewritten with the same size within the same second (or its mtime
+          restored) keeps the ETag, and a resume may join two versions, unless the
+          manifest gives CRCs (then every whole entry is checked while streaming; a
+          range holding only part of an entry is not).
         """
         import hashlib  # here, not at the top: OpenSSL's memory only where validators are made
 
         from zipwsgi.engine.deflate import BLOCK_SIZE
 
         settings = sorted(vars(self._layout).items())
+        local = self.validator == "local"
         digest = hashlib.sha256(
-            f"{type(self._layout).__name__}{settings}{self.precompute_crc}".encode()
+            f"{type(self._layout).__name__}{settings}{self.precompute_crc}"
+            f"{self.validator}".encode()
         )
         engines: dict[Any, str] = {}  # deflate bytes depend on the library and block size
         for entry in self._entries:
@@ -450,8 +467,9 @@ class ArchiveStream:
             if not isinstance(entry.source, (FileSource, type(None))) and entry.crc_given is None:
                 return None
             where = ""
-            if isinstance(entry.source, FileSource):
-                where = f"{entry.source.describe()}\0{entry.source.mtime_ns}"
+            if local and isinstance(entry.source, FileSource):
+                source = entry.source
+                where = f"{source.describe()}\0{source.mtime_ns}\0{source.identity}"
             if entry.compression == DEFLATE and not entry.is_dir:
                 if entry.level not in engines:
                     engines[entry.level] = f"{deflate_implementation(entry.level)}/{BLOCK_SIZE}"
@@ -530,6 +548,8 @@ class ZipStream(ArchiveStream):
     its header, so no entry needs a data descriptor: Java's ``ZipInputStream`` (and any
     strict streaming reader) then reads every entry. The cost is a second read of each
     file (usually from the page cache); the size stays exact and ranges still work.
+
+    ``validator`` chooses what :meth:`fingerprint` (the ETag) is built from; see there.
     """
 
     def __init__(
@@ -544,6 +564,7 @@ class ZipStream(ArchiveStream):
         workers: Optional[int] = None,
         precompute_crc: bool = False,
         comment: Union[bytes, str] = b"",
+        validator: str = "local",
     ) -> None:
         self._zip_layout = ZipLayout(charset)
         super().__init__(
@@ -555,6 +576,7 @@ class ZipStream(ArchiveStream):
             allow_duplicates=allow_duplicates,
             workers=workers,
             precompute_crc=precompute_crc,
+            validator=validator,
         )
         self.comment = comment  # type: ignore[assignment,unused-ignore]  # str: the setter encodes it
 
@@ -639,6 +661,16 @@ class ZipStream(ArchiveStream):
 
 
 _Z = TypeVar("_Z", bound=ZipStream)
+
+
+VALIDATORS = ("local", "portable")
+
+
+def check_validator(value: str) -> str:
+    """``value`` if it names a validator (see :meth:`ArchiveStream.fingerprint`)."""
+    if value not in VALIDATORS:
+        raise ValueError(f"validator must be one of {VALIDATORS}, not {value!r}")
+    return value
 
 
 def check_compression(value: Compression) -> str:

@@ -64,7 +64,7 @@ from webob.descriptors import parse_etag_response
 
 from zipwsgi.engine.choice import ZIP, archive_stem, format_name, new_archive
 from zipwsgi.engine.compression import Level, check_level
-from zipwsgi.engine.stream import ArchiveStream, check_compression
+from zipwsgi.engine.stream import ArchiveStream, check_compression, check_validator
 from zipwsgi.errors import Refusal, SubrequestError
 from zipwsgi.http.manifest_archive import (
     ManifestArchive,
@@ -129,6 +129,10 @@ class ZipMiddleware:
     ``precompute_crc=True`` reads each stored file of unknown CRC (``-`` in the manifest)
     once before its header, so no entry needs a data descriptor and Java's
     ``ZipInputStream`` reads the archive too (at the cost of a second read).
+    ``validator`` is what the archive's ETag is built from: ``"local"`` (default) sees a
+    file rewritten in place on this host, ``"portable"`` gives the same ETag on replicas
+    serving copies (see :meth:`~zipwsgi.engine.stream.ArchiveStream.fingerprint` for the
+    risk). An ETag the app sets itself wins over both.
     """
 
     def __init__(
@@ -143,9 +147,11 @@ class ZipMiddleware:
         allow_subrequests: bool = True,
         check_subrequests: bool = True,
         precompute_crc: bool = False,
+        validator: str = "local",
     ) -> None:
         self.app = app
         self.roots = Roots(roots)
+        self.validator = check_validator(validator)
         # Checked now, not on the first request: a typo fails at start-up.
         self.compression = check_compression(compression)
         self.level = check_level(level)
@@ -172,8 +178,10 @@ class ZipMiddleware:
         ``compression`` and ``precompute_crc`` do not apply to tar, and ``level`` is the
         gzip level of a tar.gz.
         """
-        return new_archive(fmt, compression=self.compression, level=self.level,
-                           charset=charset, precompute_crc=self.precompute_crc)
+        stream = new_archive(fmt, compression=self.compression, level=self.level,
+                             charset=charset, precompute_crc=self.precompute_crc)
+        stream.validator = self.validator
+        return stream
 
     # -- deciding -----------------------------------------------------------------------
 
