@@ -62,6 +62,7 @@ import webob
 from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
+from zipwsgi.allocator import tune_allocator
 from zipwsgi.engine.choice import ZIP, archive_stem, format_name, new_archive
 from zipwsgi.engine.compression import Level, check_level
 from zipwsgi.engine.stream import ArchiveStream, check_compression, check_validator
@@ -149,6 +150,8 @@ class ZipMiddleware:
         precompute_crc: bool = False,
         validator: str = "local",
     ) -> None:
+        # Flat memory over many downloads in a long-lived server (zipwsgi/allocator.py).
+        tune_allocator()
         self.app = app
         self.roots = Roots(roots)
         self.validator = check_validator(validator)
