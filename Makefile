@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test test-fast test-without-speedups lint bench clean
+.PHONY: serve test test-fast test-without-speedups lint bench fuzz clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test-without-speedups: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check zipwsgi tests examples benchmarks
 	$(BIN)/mypy zipwsgi
+
+# Issue #16's property tests, long: 50,000 cases per property (manifests through the
+# middleware, names through ZipStream.add and normalise_name, paths through the app),
+# counting escapes instead of stopping at the first; prints the totals.
+fuzz: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fuzz ZIPWSGI_FUZZ_REPORT=1 $(BIN)/python -m pytest tests/test_fuzz.py -q -s \
+		-p no:cacheprovider -W ignore::hypothesis.errors.HypothesisWarning
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py

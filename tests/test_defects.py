@@ -420,3 +420,38 @@ def test_portable_validator_is_the_same_on_replicas(share: Path, tmp_path: Path)
     assert status == 206
     with pytest.raises(ValueError, match="validator"):
         ZipStream(validator="strong")
+
+
+# -- item 6: error bodies never echo the manifest -------------------------------------------
+
+SECRET = "s3cret-Name_xyz"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "charset"),
+    [
+        (f"12345678{SECRET} 6 /files/f.txt a", None),  # ManifestError: bad CRC field
+        (f"- 6{SECRET} /files/f.txt a", None),  # bad size field
+        (f"- 6 /files/%zz{SECRET} a", None),  # bad escape in the location
+        (f"- 6 /files/{SECRET}.txt a", None),  # missing file
+        (f"- 6 /files/../{SECRET}.txt a", None),  # outside the root
+        (f"- 7 /files/f.txt {SECRET}", None),  # size disagrees with the disk
+        (f"- 6 /files/f.txt ../{SECRET}", None),  # archive name refused
+        (f"- 6 /files/f.txt a\n- 6 /files/f.txt a/{SECRET}", None),  # a file as a folder
+        (f"- 6 /status/404/{SECRET} a", None),  # sub-request status line and body
+        (f"- 6 /files/f.txt {SECRET}", f"x-{SECRET}"),  # unknown charset
+        (f"- 6 /files/f.txt {SECRET}" + "é" * 33_000, "cp866"),
+    ],
+)
+def test_refusals_never_echo_the_manifest(
+    files: Path, manifest: str, charset: Optional[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="zipwsgi"):
+        response = client(manifest.encode(), files, charset).get("/zip", expect_errors=True)
+    assert response.status_int in (500, 502)
+    body = response.body.decode()
+    for leak in (SECRET, "/files/", "/status/", "private", "Secret reason", str(files)):
+        assert leak not in body
+    assert "no archive sent" in caplog.text  # the log has the line and the reason
+    if "/status/" in manifest:
+        assert "sub-request failed (404)" in body

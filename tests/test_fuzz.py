@@ -36,6 +36,9 @@ from zipwsgi import ZipApp, ZipMiddleware, ZipStream
 from zipwsgi.errors import ZipwsgiError
 from zipwsgi.paths import normalise_name
 
+# Long generated names (33,000 characters) make hypothesis warn about their repr.
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+
 settings.register_profile(
     "ci", max_examples=600, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -70,6 +73,8 @@ def _report() -> Any:
         print(f"\nfuzz cases: {dict(CASES)}; escaping: {total}")
         for kind, count in ESCAPES.most_common():
             print(f"  {count:6d}  {kind}")
+        if total:
+            pytest.fail(f"{total} escapes over {sum(CASES.values())} cases")
 
 
 # -- checking the bytes of an archive ------------------------------------------------------
