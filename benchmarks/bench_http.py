@@ -12,6 +12,15 @@ Usage::
     python benchmarks/bench_http.py --quick             # small data, 1 download, verified
     python benchmarks/bench_http.py --cases big-stored --requests 5 --markdown
 
+**nginx mod_zip** joins as a contender when ``NGINX_BIN`` names an nginx built with
+mod_zip (or the ``nginx`` on PATH shows ``mod_zip`` in ``nginx -V``; see mod_zip's own
+build notes): the benchmark writes an ``nginx.conf`` into a temporary folder at run time
+(one worker, ``sendfile on``, the data folder as an ``internal`` location, the manifest
+proxied from a tiny loopback upstream) and downloads the same manifests from it and from
+``ZipMiddleware`` (``zipwsgi-manifest``): stored cases only, with the CRCs given
+(``-crc``) and with ``-`` (``-nocrc``). The time to first byte (curl's
+``time_starttransfer``) is printed under each table.
+
 Loopback only. The number of requests is bounded, every server is stopped when its case
 is done, and each server also exits by itself after ``--server-lifetime`` seconds in case
 this script is killed. zipwsgi is served through ``zipwsgi.ZipMiddleware`` when that
@@ -28,10 +37,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import bench
 
-CURL_FORMAT = "%{http_code} %{size_download} %{time_total}"
+CURL_FORMAT = "%{http_code} %{size_download} %{time_total} %{time_starttransfer}"
+MANIFEST_PREFIX = "/files/"
 
 
 # --------------------------------------------------------------------------------------
@@ -126,11 +137,195 @@ def file_app(case: bench.Case):
     return app, "wsgi.file_wrapper"
 
 
+# --------------------------------------------------------------------------------------
+# mod_zip manifests: the same files, listed for ZipMiddleware and for nginx mod_zip
+# --------------------------------------------------------------------------------------
+
+
+def manifest_path(case: bench.Case, with_crc: bool) -> str:
+    return os.path.join(bench.DATA_DIR, f"{case.dataset.name}.manifest-"
+                        + ("crc" if with_crc else "nocrc"))
+
+
+def ensure_manifest(case: bench.Case, with_crc: bool) -> str:
+    """Write (once) the manifest of the case's files: CRC (or ``-``), size, location, name."""
+    path = manifest_path(case, with_crc)
+    if os.path.exists(path):
+        return path
+    bench.use_work_tree()
+    from zipwsgi.engine.compression import crc32
+
+    lines = []
+    for file_path, name in case.dataset.files():
+        rel = os.path.relpath(file_path, bench.DATA_DIR).replace(os.sep, "/")
+        crc = "-"
+        if with_crc:
+            value = 0
+            for chunk in bench.read_chunks(file_path, bench.LIMIT_READ_SIZE):
+                value = crc32(chunk, value)
+            crc = f"{value:08x}"
+        lines.append(f"{crc} {os.path.getsize(file_path)} {MANIFEST_PREFIX}{rel} {name}\n")
+    with open(path + ".partial", "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.replace(path + ".partial", path)
+    return path
+
+
+def manifest_body(case: bench.Case, with_crc: bool) -> bytes:
+    with open(manifest_path(case, with_crc), "rb") as f:
+        return f.read()
+
+
+def manifest_app(body: bytes):
+    """The backend's half of the protocol: headers and the manifest, nothing else."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("X-Archive-Files", "zip"),
+                                  ("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def zipwsgi_manifest_app(with_crc: bool):
+    def make(case: bench.Case):
+        from zipwsgi import ZipMiddleware
+
+        app = manifest_app(manifest_body(case, with_crc))
+        return (ZipMiddleware(app, roots={MANIFEST_PREFIX: bench.DATA_DIR}),
+                "ZipMiddleware, mod_zip manifest")
+
+    return make
+
+
+def _stored(case: bench.Case) -> bool:
+    return case.compression == "stored"
+
+
 APPS = {
     "zipwsgi": ("archiver", zipwsgi_app, lambda case: True),
     "zipstream-ng": ("archiver", zipstream_ng_app, lambda case: True),
     "file": ("limit", file_app, lambda case: not case.dataset.is_tree),
+    "zipwsgi-manifest-crc": ("archiver", zipwsgi_manifest_app(True), _stored),
+    "zipwsgi-manifest-nocrc": ("archiver", zipwsgi_manifest_app(False), _stored),
+    "mod_zip-crc": ("archiver", None, _stored),
+    "mod_zip-nocrc": ("archiver", None, _stored),
 }
+MOD_ZIP = ("mod_zip-crc", "mod_zip-nocrc")
+
+
+def nginx_binary() -> str | None:
+    """``NGINX_BIN``, else an ``nginx`` on PATH, if ``nginx -V`` names mod_zip."""
+    import shutil
+
+    candidate = os.environ.get("NGINX_BIN") or shutil.which("nginx")
+    if not candidate:
+        return None
+    try:
+        proc = subprocess.run([candidate, "-V"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return candidate if "mod_zip" in proc.stderr + proc.stdout else None
+
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /archive.zip {{
+            proxy_pass http://127.0.0.1:{upstream}/manifest;
+        }}
+        location {prefix} {{
+            internal;
+            alias {data}/;
+        }}
+    }}
+}}
+"""
+
+
+class NginxServer:
+    """nginx + mod_zip on a free loopback port, its manifest from a loopback upstream."""
+
+    def __init__(self, binary: str, body: bytes, lifetime: int) -> None:
+        import socket
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+        self.tmp = tempfile.TemporaryDirectory(prefix="zipwsgi-bench-nginx-")
+        self.upstream = make_server("127.0.0.1", 0, manifest_app(body), handler_class=Quiet)
+        threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        conf = os.path.join(self.tmp.name, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(tmp=self.tmp.name, port=port,
+                                      upstream=self.upstream.server_port,
+                                      prefix=MANIFEST_PREFIX, data=bench.DATA_DIR))
+        self.process = subprocess.Popen(["timeout", str(lifetime), binary, "-p", self.tmp.name,
+                                         "-e", os.path.join(self.tmp.name, "error.log"),
+                                         "-c", conf], stdout=subprocess.DEVNULL)
+        self.info = {"port": port, "how": "nginx mod_zip (1 worker)"}
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            self.info = {"error": "nginx did not start: " + self.error_log()}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.info['port']}/archive.zip"
+
+    def error_log(self) -> str:
+        try:
+            with open(os.path.join(self.tmp.name, "error.log")) as f:
+                return f.read()[-500:]
+        except OSError:
+            return ""
+
+    def peak_rss_kib(self) -> int | None:
+        try:  # `timeout` is the parent; nginx (master_process off) its only child
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+                pid = int(f.read().split()[0])
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+        return None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.upstream.shutdown()
+        self.upstream.server_close()
+        self.tmp.cleanup()
 
 
 # --------------------------------------------------------------------------------------
@@ -150,7 +345,12 @@ def serve_main(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(json.dumps({"skipped": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 0
-    server = waitress.create_server(app, host="127.0.0.1", port=0)
+    settings = {"threads": args.threads}
+    if args.send_bytes is not None:
+        settings["send_bytes"] = args.send_bytes
+    if args.outbuf_overflow is not None:
+        settings["outbuf_overflow"] = args.outbuf_overflow
+    server = waitress.create_server(app, host="127.0.0.1", port=0, **settings)
     # Exit on our own even if the parent dies without stopping us.
     watchdog = threading.Timer(args.server_lifetime, os._exit, args=(0,))
     watchdog.daemon = True
@@ -163,9 +363,10 @@ def serve_main(args: argparse.Namespace) -> int:
 class Server:
     """A waitress child process serving one implementation until ``stop()``."""
 
-    def __init__(self, case: bench.Case, impl: str, quick: bool, lifetime: int) -> None:
+    def __init__(self, case: bench.Case, impl: str, quick: bool, lifetime: int,
+                 waitress_args: tuple[str, ...] = ()) -> None:
         command = [sys.executable, os.path.abspath(__file__), "--serve", case.name, impl,
-                   "--server-lifetime", str(lifetime)]
+                   "--server-lifetime", str(lifetime), *waitress_args]
         if quick:
             command.append("--quick")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -203,10 +404,10 @@ def curl(url: str, timeout: int, output: str = os.devnull) -> dict:
         ["curl", "-s", "-o", output, "--max-time", str(timeout), "-w", CURL_FORMAT, url],
         stdout=subprocess.PIPE, text=True,
     )
-    code, size, seconds = proc.stdout.split()
+    code, size, seconds, first_byte = proc.stdout.split()
     if proc.returncode != 0 or code != "200":
         return {"error": f"curl exit {proc.returncode}, HTTP {code}"}
-    return {"seconds": float(seconds), "output_bytes": int(size)}
+    return {"seconds": float(seconds), "output_bytes": int(size), "ttfb": float(first_byte)}
 
 
 # --------------------------------------------------------------------------------------
@@ -222,7 +423,14 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
     servers = {}
     try:
         for name in impls:
-            server = Server(case, name, args.quick, args.server_lifetime)
+            if name.startswith("zipwsgi-manifest") or name in MOD_ZIP:
+                ensure_manifest(case, name.endswith("-crc"))
+            if name in MOD_ZIP:
+                server = NginxServer(args.nginx, manifest_body(case, name.endswith("-crc")),
+                                     args.server_lifetime)
+            else:
+                server = Server(case, name, args.quick, args.server_lifetime,
+                                waitress_args(args))
             servers[name] = server
             if "port" not in server.info:
                 rows[name].note = _note(server.info)
@@ -249,6 +457,13 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
     finally:
         for server in servers.values():
             server.stop()
+    ttfb = []
+    for name, row in rows.items():
+        times = sorted(r["ttfb"] for r in row.reports if "ttfb" in r)
+        if times:
+            ttfb.append(f"{name} {times[len(times) // 2] * 1000:.1f} ms")
+    if ttfb:
+        print("  time to first byte (median): " + ", ".join(ttfb), flush=True)
     return list(rows.values())
 
 
@@ -265,6 +480,16 @@ def verify_downloads(case: bench.Case, servers: dict[str, Server], timeout: int)
             else:
                 verdict = bench.check_archive(path, case, {})
             print(f"  verify {name:<14} {verdict}", flush=True)
+
+
+def waitress_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """The waitress settings given to this run, passed on to each server process."""
+    out = ["--threads", str(args.threads)]
+    if args.send_bytes is not None:
+        out += ["--send-bytes", str(args.send_bytes)]
+    if args.outbuf_overflow is not None:
+        out += ["--outbuf-overflow", str(args.outbuf_overflow)]
+    return tuple(out)
 
 
 def _note(info: dict) -> str:
@@ -286,6 +511,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verify", action="store_true",
                         help="first download each archive to a file and check it (on in --quick)")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready table")
+    parser.add_argument("--threads", type=int, default=4, help="waitress threads (4)")
+    parser.add_argument("--send-bytes", type=int, default=None,
+                        help="waitress send_bytes (its default when not given)")
+    parser.add_argument("--outbuf-overflow", type=int, default=None,
+                        help="waitress outbuf_overflow (its default when not given)")
     parser.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -296,7 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args)
     cases = bench.all_cases(args.quick)
     case_names = bench.select_names(args.cases, bench.DEFAULT_CASES, cases, "case")
-    impl_names = bench.select_names(args.impls, list(APPS), APPS, "implementation")
+    args.nginx = nginx_binary()
+    default_impls = [name for name in APPS if args.nginx or name not in MOD_ZIP]
+    impl_names = bench.select_names(args.impls, default_impls, APPS, "implementation")
+    if any(name in MOD_ZIP for name in impl_names) and not args.nginx:
+        print("nginx with mod_zip not found (set NGINX_BIN): mod_zip rows skipped")
+        impl_names = [name for name in impl_names if name not in MOD_ZIP]
     if args.requests is None:
         args.requests = 1 if args.quick else 3
     args.verify = args.verify or args.quick
@@ -314,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append((case, rows))
     if args.markdown:
         print(f"### HTTP benchmark\n\nMeasured on {bench.machine_description()}; "
-              f"{bench.library_versions()}.\nwaitress with default settings on 127.0.0.1, "
+              f"{bench.library_versions()}.\n"
+              f"waitress ({' '.join(waitress_args(args))}) on 127.0.0.1, "
               f"curl to /dev/null, median of {args.requests} download(s); MB/s = input "
               "bytes / curl's time_total; peak RSS is the server process's.\n")
         bench.print_markdown_tables(results)
