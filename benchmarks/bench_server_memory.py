@@ -13,7 +13,10 @@ parent downloads with curl, alternating servers, and reads each server's VmRSS f
 * after each of ``--rounds`` sequential downloads (default 20);
 * after each of ``--bursts`` bursts of ``--concurrent`` simultaneous downloads (8).
 
-It prints the RSS table and the ratios zipwsgi / zipstream-ng, and each server's growth
+``ZipMiddleware`` sets glibc's mmap and trim thresholds in its own process
+(:mod:`zipwsgi.allocator`); ``--same-malloc`` starts both servers with those settings, to
+show what remains once the allocator is the same. It prints the RSS table and the
+ratios zipwsgi / zipstream-ng, and each server's growth
 from its first download to its last ("flat after the first round" means small growth).
 
 Usage::
@@ -155,7 +158,13 @@ class Server:
                    "--server-lifetime", str(args.server_lifetime)]
         command += ["--quick"] if args.quick else []
         command += ["--trace"] if args.trace else []
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ)
+        if args.same_malloc:  # what zipwsgi.allocator sets, for both servers
+            from zipwsgi.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+            env.update(MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD),
+                       MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         self.info = json.loads(self.process.stdout.readline())
         self.url = f"http://127.0.0.1:{self.info['port']}/all.zip"
 
@@ -207,6 +216,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-lifetime", type=int, default=1800)
     parser.add_argument("--trace", action="store_true",
                         help="servers print tracemalloc top lines to stderr after each step")
+    parser.add_argument("--same-malloc", action="store_true",
+                        help="start both servers with the glibc thresholds zipwsgi sets "
+                             "for itself (a control: the same allocator for both)")
     parser.add_argument("--serve", choices=list(APPS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -224,10 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.warm_page_cache(dataset)
     write_manifest(dataset)
 
+    bench.use_work_tree()
     servers = {name: Server(name, args) for name in APPS}
     table: list[tuple[str, dict[str, int]]] = []
 
     def record(label: str) -> None:
+        time.sleep(0.5)  # let each server finish closing the last response
         row = {name: s.status_kib("VmRSS") for name, s in servers.items()}
         table.append((label, row))
         print(f"  {label:<22} " + "  ".join(f"{n} {kib / 1024:6.1f} MiB"
