@@ -135,11 +135,13 @@ def create_server(
 ) -> Any:
     """A waitress server for ``app`` on ``host:port`` with ``settings`` (the defaults
     above when None); every listening socket gets :func:`cut_stalled_clients`."""
-    from waitress import server as waitress  # type: ignore[import-untyped]
+    from waitress import server as waitress  # type: ignore[import-untyped,unused-ignore]
 
     settings = fit_to_fd_limit(settings or ServeSettings())
     socket_map: dict[int, Any] = {}
-    server = waitress.create_server(app, map=socket_map, host=host, port=port, **settings.adjustments())
+    server = waitress.create_server(
+        app, map=socket_map, host=host, port=port, **settings.adjustments()
+    )
     for listener in list(socket_map.values()) or [server]:
         if isinstance(listener, waitress.BaseWSGIServer):
             cut_stalled_clients(listener, settings.channel_timeout)
