@@ -606,3 +606,11 @@ def test_walked_files_are_read_from_where_they_were_found(tmp_path, save):
     path = save(zs)
     check_all(path, expected, java=False)
     assert Path(save(zs)).read_bytes() == Path(path).read_bytes()  # a second pass
+
+
+def test_a_callable_may_return_str_as_add_accepts_it() -> None:
+    """The README promises str wherever bytes go; a callable's str is written as UTF-8."""
+    zs = ZipStream()
+    zs.add(lambda: "héllo\n", "late.txt", size=len("héllo\n".encode()))
+    with zipfile.ZipFile(io.BytesIO(b"".join(zs))) as archive:
+        assert archive.read("late.txt") == "héllo\n".encode()

@@ -475,7 +475,8 @@ class _FileObjectReader(Reader):
 
 
 class CallableSource(Source):
-    """A zero-argument callable returning bytes, a binary file object or an iterable.
+    """A zero-argument callable returning bytes, str (written as UTF-8), a binary file
+    object or an iterable of bytes.
 
     Called once per read, at the moment the stream reaches the entry, so a thousand
     entries never hold a thousand open handles; whatever it returns is closed after.
@@ -491,6 +492,8 @@ class CallableSource(Source):
             opened = self.opener()
         except FileNotFoundError as exc:
             raise SourceUnavailableError(f"source not found: {exc}") from exc
+        if isinstance(opened, str):
+            opened = opened.encode("utf-8")
         if isinstance(opened, (bytes, bytearray, memoryview)):
             return _BytesReader(memoryview(opened).cast("B"))
         if hasattr(opened, "read"):
