@@ -116,7 +116,7 @@ class ZipApp:
         self.max_form_bytes = max_form_bytes
         self.validator = check_validator(validator)
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = webob.Request(environ)
         try:
             response = self.respond(request)
@@ -207,7 +207,7 @@ class ZipApp:
             formats=[(fmt, self._archive_href(base, parts, fmt)) for fmt in FORMATS[1:]],
         )
         response = webob.Response(page, content_type="text/html", charset="utf-8")
-        response.headers.update(_PAGE_HEADERS)
+        response.headers.update(list(_PAGE_HEADERS.items()))
         response.headers["Content-Security-Policy"] = LISTING_CSP + "; frame-ancestors 'none'"
         response.headers["Cache-Control"] = "no-cache"
         response.headers["Vary"] = "Accept"
@@ -275,10 +275,10 @@ class ZipApp:
             f"<p>{html.escape(message)}</p>\n"
             f'<p><a href="{home}">Back to the top folder</a></p></body></html>\n'
         )
-        response.headers.update(_PAGE_HEADERS)
+        response.headers.update(list(_PAGE_HEADERS.items()))
         response.headers["Content-Security-Policy"] = _ERROR_CSP
         response.headers["Cache-Control"] = "no-store"
-        response.headers.update(headers or {})
+        response.headers.update(list((headers or {}).items()))
         return response
 
     # -- helpers ----------------------------------------------------------------------------

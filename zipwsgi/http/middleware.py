@@ -139,7 +139,7 @@ class ZipMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        roots: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
+        roots: Optional[Mapping[str, Union[str, os.PathLike[str]]]] = None,
         *,
         compression: str = "stored",
         level: Level = None,
@@ -248,7 +248,6 @@ class ZipMiddleware:
         except Exception as exc:  # noqa: BLE001 -- _respond starts the response last
             close_all((stream,))
             return self._refuse(_unexpected(exc), client, start_response)
-
 
     def _serve_stream(
         self,
