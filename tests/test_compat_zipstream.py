@@ -290,3 +290,22 @@ def test_comment(files, tmp_path):
     body = b"".join(z)
     assert len(body) == z.size
     assert zipfile.ZipFile(io.BytesIO(body)).comment == b"made by zipwsgi"
+
+
+def test_the_middleware_serves_a_compat_zipfile_body_with_length_and_range() -> None:
+    """A python-zipstream view ported by its import line, behind ZipMiddleware, gets an
+    exact length and Range like a ZipStream body."""
+    from zipwsgi import ZipMiddleware
+
+    def view(environ: dict, start_response) -> ZipFile:
+        archive = ZipFile(mode="w")
+        archive.writestr("a.txt", b"hello compat\n")
+        start_response("200 OK", [("Content-Type", "application/zip")])
+        return archive
+
+    app = webtest.TestApp(ZipMiddleware(view))
+    whole = app.get("/")
+    assert whole.headers["Content-Length"] == str(len(whole.body))
+    assert zipfile.ZipFile(io.BytesIO(whole.body)).read("a.txt") == b"hello compat\n"
+    part = app.get("/", headers={"Range": "bytes=5-20"}, status=206)
+    assert part.body == whole.body[5:21]

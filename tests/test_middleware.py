@@ -912,15 +912,20 @@ def test_write_callable_can_send_a_manifest():
     assert open_zip(webtest.TestApp(ZipMiddleware(writer)).get("/").body).namelist() == ["a/", "b/"]
 
 
-def test_unknown_archive_headers_and_error_statuses_pass_with_the_header_stripped(serve):
-    other = Upstream(b"not a manifest", headers=[("X-Archive-Charset", "native")])
+def test_unknown_archive_formats_and_error_statuses_never_leak_the_manifest(serve, caplog):
+    """A body sent with X-Archive-Files is a manifest whatever else the answer says: the
+    client gets the status (or a 500 for a format we do not write), never the body."""
+    secret = b"- 24 /files/secret/file1.txt x.txt"
+    other = Upstream(secret, headers=[("X-Archive-Charset", "native")])
     other.headers[1] = ("X-Archive-Files", "7z")  # zip, tar, tar.gz and tgz are triggers
-    response = serve(other).get("/dl")
-    assert response.body == b"not a manifest"
+    response = serve(other).get("/dl", status=500)
+    assert b"unsupported archive format" in response.body and b"secret" not in response.body
+    assert "'7z'" in caplog.text
     assert not [name for name in response.headers if name.lower().startswith("x-archive")]
-    forbidden = Upstream(b"go away", status="403 Forbidden")
-    response = serve(forbidden).get("/dl", status=403)
-    assert response.body == b"go away" and "X-Archive-Files" not in response.headers
+    for status in ("403 Forbidden", "404 Not Found", "302 Found"):
+        answer = serve(Upstream(secret, status=status)).get("/dl", status=int(status[:3]))
+        assert b"secret" not in answer.body and "X-Archive-Files" not in answer.headers
+        assert answer.headers["Content-Length"] == str(len(answer.body))
 
 
 def test_an_app_exception_propagates(serve):

@@ -208,7 +208,11 @@ class ZipMiddleware:
             answer = _Answer(start_response, head, self.max_manifest_bytes)
             answer.call(self.app, clean)
 
-        if answer.committed or not answer.status.startswith("200"):
+        if answer.committed:
+            return answer.pass_through()
+        if answer.is_archive() and not answer.status.startswith("200"):
+            return self._withhold(answer, client, start_response)
+        if not answer.status.startswith("200"):
             return answer.pass_through()
         if answer.is_archive():
             return self._serve_manifest(answer, client, start_response)
@@ -227,9 +231,35 @@ class ZipMiddleware:
 
     # -- the two triggers -----------------------------------------------------------------
 
+    def _withhold(
+        self, answer: _Answer, client: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """A manifest answer that is not a 200: its status and headers go to the client,
+        its body (the manifest, the backend's private message) never does."""
+        answer.close()
+        log.warning("%s %s: the app answered %r with an archive manifest; status passed on, "
+                    "manifest withheld", client.get("REQUEST_METHOD"), request_path(client),
+                    answer.status)
+        body = b"The archive is not available.\n"
+        headers = [(name, value) for name, value in strip_archive_headers(answer.headers)
+                   if name.lower() not in _REPLACED_HEADERS]
+        headers += [("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body)))]
+        start_response(answer.status, headers)
+        return [] if client.get("REQUEST_METHOD") == "HEAD" else [body]
+
     def _serve_manifest(
         self, answer: _Answer, client: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
+        fmt = answer.archive_format()
+        if fmt is None:
+            answer.close()
+            refusal = Refusal(
+                f"X-Archive-Files: {answer.header('X-Archive-Files')!r} names no format "
+                "this middleware writes (zip, tar, tar.gz)",
+                "unsupported archive format",
+            )
+            return self._refuse(refusal, client, start_response)
         try:
             body = answer.read_body()
             stream, subrequests = self.manifests.build(
@@ -237,7 +267,7 @@ class ZipMiddleware:
                 answer.header("X-Archive-Charset"),
                 answer.header("X-Archive-Pass-Headers"),
                 client,
-                fmt=answer.archive_format() or ZIP,
+                fmt=fmt,
             )
         except Refusal as refusal:
             return self._refuse(refusal, client, start_response)
@@ -378,8 +408,9 @@ class _Answer(Captured):
     def archive_format(self) -> Optional[str]:
         """The format this answer asks for by header, or None; a marker object needs no
         header. ``zip`` matches as a prefix, as in mod_zip (``zip; x=y`` is a zip);
-        ``tar``, ``tar.gz`` and ``tgz`` match whole, in any case. Any other value is not
-        a trigger: the response passes through (minus ``X-Archive-*`` headers)."""
+        ``tar``, ``tar.gz`` and ``tgz`` match whole, in any case. Any other value is
+        refused with a 500: the body is a manifest all the same, and a manifest never
+        reaches the client (mod_zip would pass it through)."""
         files = self.header("X-Archive-Files")
         if files is None:
             return None
@@ -392,7 +423,8 @@ class _Answer(Captured):
             return None
 
     def is_archive(self) -> bool:
-        return self.archive_format() is not None
+        """Whether the app sent a manifest (whatever format it names)."""
+        return self.header("X-Archive-Files") is not None
 
     def pass_through(self) -> Iterable[bytes]:
         """Forward the answer as the app gave it (minus ``X-Archive-*`` headers)."""
@@ -446,6 +478,10 @@ def _clean_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
 def _find_stream(body: Any, depth: int = 0) -> Optional[ArchiveStream]:
     if isinstance(body, ArchiveStream):
         return body
+    # zipwsgi.compat.zipstream.ZipFile (a drop-in for python-zipstream) keeps its stream
+    # as ``.stream``; werkzeug's responses have a ``.stream`` too, but never an archive.
+    if isinstance(getattr(body, "stream", None), ArchiveStream):
+        return body.stream  # type: ignore[no-any-return]
     if depth > 3 or body is None or isinstance(body, (bytes, str, list, tuple)):
         return None
     owners: list[Any] = []
