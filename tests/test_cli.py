@@ -277,7 +277,8 @@ def test_serve_builds_the_app_and_prints_the_url(
     monkeypatch.setitem(sys.modules, "zipwsgi.app", types.SimpleNamespace(ZipApp=FakeApp))
     monkeypatch.setattr("waitress.server.create_server", create_server)
     code = cli.main(
-        ["serve", str(tmp_path), "--port", "0", "--compression", "deflate", "--show-hidden"]
+        ["serve", str(tmp_path), "--port", "0", "--compression", "deflate", "--show-hidden",
+         "--validator", "portable"]
     )
     assert code == 0
     options = made.pop("server_options")
@@ -285,6 +286,7 @@ def test_serve_builds_the_app_and_prints_the_url(
         "root": str(tmp_path),
         "compression": "deflate",
         "show_hidden": True,
+        "validator": "portable",
         "ran": True,
         "closed": True,
     }

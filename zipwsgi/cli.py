@@ -117,7 +117,10 @@ def _serve(args: argparse.Namespace) -> int:
     from zipwsgi.serve import ServeSettings, create_server
 
     app: WSGIApplication = ZipApp(
-        root, compression=args.compression, show_hidden=args.show_hidden
+        root,
+        compression=args.compression,
+        show_hidden=args.show_hidden,
+        validator=args.validator,
     )
     if credentials is not None:
         from zipwsgi.app.auth import BasicAuth
@@ -419,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how entries are stored (default: %(default)s)")
     serve.add_argument("--show-hidden", action="store_true",
                        help="also list and zip names starting with a dot")
+    serve.add_argument("--validator", choices=("local", "portable"), default="local",
+                       help="what ETags are built from: 'local' sees a file rewritten in "
+                       "place on this host; 'portable' gives replicas serving copies the "
+                       "same ETags (default: %(default)s)")
     serve.add_argument("--threads", type=_threads, default=128, metavar="N",
                        help="requests served at once; each slow download holds one "
                        "(default: %(default)s)")
