@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zipwsgi._version import __version__
-from zipwsgi.engine.stream import ZipStream
 from zipwsgi.engine.tarstream import TarStream
+from zipwsgi.engine.zipstream import ZipStream
 from zipwsgi.errors import (
     ArchiveNameError,
     DuplicateNameError,

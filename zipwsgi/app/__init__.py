@@ -55,7 +55,8 @@ import webob
 
 from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
 from zipwsgi.engine.choice import FORMATS, SUFFIXES, ZIP, format_name, new_archive
-from zipwsgi.engine.stream import ArchiveStream, check_validator
+from zipwsgi.engine.options import check_validator
+from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import ArchiveNameError, OutsideRootError, PathTooLongError
 from zipwsgi.http.responses import RangedResponse, archive_response
 from zipwsgi.paths import Found, Root

@@ -41,7 +41,8 @@ import os
 import zipfile
 from typing import Any, Iterable, Iterator, Optional, Union
 
-from zipwsgi.engine.stream import ZipStream, _LengthWhenKnown
+from zipwsgi.engine.stream import _LengthWhenKnown
+from zipwsgi.engine.zipstream import ZipStream
 
 __all__ = ["ZipFile", "ZIP_STORED", "ZIP_DEFLATED"]
 

@@ -6,7 +6,7 @@ text; this module is the one place that turns that text into a stream class, so 
 three agree on spellings and on which options each format takes. It knows nothing of
 HTTP or of the byte layouts (those are the streams' business).
 
-Formats: ``"zip"`` (:class:`~zipwsgi.engine.stream.ZipStream`), ``"tar"`` and
+Formats: ``"zip"`` (:class:`~zipwsgi.engine.zipstream.ZipStream`), ``"tar"`` and
 ``"tar.gz"`` (:class:`~zipwsgi.engine.tarstream.TarStream`, plain or gzip); ``"tgz"``
 is accepted as another spelling of ``"tar.gz"``.
 """
@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Optional
 
 from zipwsgi.engine.compression import Level
-from zipwsgi.engine.stream import ArchiveStream, ZipStream
+from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.engine.tarstream import TarStream
+from zipwsgi.engine.zipstream import ZipStream
 
 __all__ = [
     "ZIP",

@@ -1,6 +1,7 @@
 """The lazy archive stream: a plain iterable of ``bytes``, exactly sized, rangeable.
 
-``ZipStream`` is what users build; iterating it (or a range of it) walks the
+:class:`ArchiveStream` is the format-neutral core that ``ZipStream`` and ``TarStream``
+build on; iterating it (or a range of it) walks the
 :class:`~zipwsgi.engine.plan.Plan` and pulls bytes from each entry's source only when the walk
 gets there. Every iteration is an independent pass with its own ``close()``, so a WSGI
 server can stream it, WebOb can range it, and a disconnect closes the one open file.
@@ -13,11 +14,19 @@ import itertools
 import os
 import stat
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, TypeVar, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
-from zipwsgi.engine.compression import Level, check_level, crc32, deflate_implementation
+from zipwsgi.engine.compression import Level, check_level, crc32
+from zipwsgi.engine.options import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MTIME,
+    Compression,
+    check_compression,
+    check_validator,
+)
 from zipwsgi.engine.plan import Plan
 from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Source, source_for
+from zipwsgi.engine.validator import fingerprint
 from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
     ArchiveTooLargeError,
@@ -26,32 +35,11 @@ from zipwsgi.errors import (
     SourceUnavailableError,
     UnknownLengthError,
 )
-from zipwsgi.formats.entry import DEFLATE, MAX_ENTRY_SIZE, STORED, ArchiveLayout, Entry
-from zipwsgi.formats.zip import records as zip_records
-from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ZipLayout
+from zipwsgi.formats.entry import MAX_ENTRY_SIZE, STORED, ArchiveLayout, Entry
+from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from zipwsgi.paths import Found, normalise_name, walk_folder
 
-if TYPE_CHECKING:
-    pass
-
-
-
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: Bytes read from a source at a time, and the size the writer batches small records to.
-DEFAULT_CHUNK_SIZE = 256 * 1024
-#: The mtime of entries that bring none (bytes, iterables): 1980-01-01T00:00:00Z, the
-#: zip epoch, so archives never depend on "now" and replicas serve identical bytes.
-DEFAULT_MTIME = 315532800
-_COMPRESSIONS = (STORED, DEFLATE)
-#: zipfile's method numbers (``zipfile.ZIP_STORED``, ``zipfile.ZIP_DEFLATED``), accepted
-#: wherever a compression is, so code written for zipfile or zipstream-ng passes them on.
-ZIP_STORED = 0
-ZIP_DEFLATED = 8
-_METHODS = {ZIP_STORED: STORED, ZIP_DEFLATED: DEFLATE}
-#: What callers may pass as a compression: our names, or zipfile's integer constants.
-Compression = Union[str, int]
-
 
 class _LengthWhenKnown:
     """A ``__len__`` that exists only while the archive's size is known (see ArchiveStream).
@@ -450,35 +438,7 @@ class ArchiveStream:
           manifest gives CRCs (then every whole entry is checked while streaming; a
           range holding only part of an entry is not).
         """
-        import hashlib  # here, not at the top: OpenSSL's memory only where validators are made
-
-        from zipwsgi.engine.deflate import BLOCK_SIZE
-
-        settings = sorted(vars(self._layout).items())
-        local = self.validator == "local"
-        digest = hashlib.sha256(
-            f"{type(self._layout).__name__}{settings}{self.precompute_crc}"
-            f"{self.validator}".encode()
-        )
-        engines: dict[Any, str] = {}  # deflate bytes depend on the library and block size
-        for entry in self._entries:
-            if entry.size is None and entry.crc_given is None and not entry.is_dir:
-                return None
-            if not isinstance(entry.source, (FileSource, type(None))) and entry.crc_given is None:
-                return None
-            where = ""
-            if local and isinstance(entry.source, FileSource):
-                source = entry.source
-                where = f"{source.describe()}\0{source.mtime_ns}\0{source.identity}"
-            if entry.compression == DEFLATE and not entry.is_dir:
-                if entry.level not in engines:
-                    engines[entry.level] = f"{deflate_implementation(entry.level)}/{BLOCK_SIZE}"
-                where += "\0" + engines[entry.level]
-            digest.update(
-                f"{entry.name}\0{entry.size}\0{entry.mtime}\0{entry.mode}\0{entry.compression}"
-                f"\0{entry.level}\0{entry.crc_given}\0{where}\n".encode("utf-8", "surrogatepass")
-            )
-        return digest.hexdigest()
+        return fingerprint(self._layout, self._entries, self.validator, self.precompute_crc)
 
     # -- streaming --------------------------------------------------------------------------
 
@@ -531,163 +491,6 @@ class ArchiveStream:
         self.close()
 
 
-class ZipStream(ArchiveStream):
-    """A zip archive, streamed lazily. See the README for the whole API.
-
-    ``compression`` is ``"stored"`` (exact size known, ranges cheap) or ``"deflate"``;
-    ``charset`` controls name encoding (see :class:`~zipwsgi.formats.zip.layout.ZipLayout`).
-
-    ``level`` (also per entry in ``add``) is a zlib level 0-9 (default 6), compressed by
-    zlib-ng when installed, or ``"fast"``: isal level 3 when installed (~200 MB/s per
-    core, ratio ~3 on text), else zlib-ng level 2, else zlib level 1.
-    ``workers`` is how many threads compress deflated entries in parallel during each
-    pass (default: the CPUs available; 0 compresses in the iterating thread). The bytes
-    are the same for any number of workers; see :mod:`zipwsgi.engine.deflate`.
-
-    ``precompute_crc=True`` reads each stored entry of unknown CRC once before writing
-    its header, so no entry needs a data descriptor: Java's ``ZipInputStream`` (and any
-    strict streaming reader) then reads every entry. The cost is a second read of each
-    file (usually from the page cache); the size stays exact and ranges still work.
-
-    ``validator`` chooses what :meth:`fingerprint` (the ETag) is built from; see there.
-    """
-
-    def __init__(
-        self,
-        compression: Compression = STORED,
-        level: Level = None,
-        *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        mtime: Optional[float] = None,
-        charset: Optional[str] = None,
-        allow_duplicates: bool = False,
-        workers: Optional[int] = None,
-        precompute_crc: bool = False,
-        comment: Union[bytes, str] = b"",
-        validator: str = "local",
-    ) -> None:
-        self._zip_layout = ZipLayout(charset)
-        super().__init__(
-            self._zip_layout,
-            compression=compression,
-            level=level,
-            chunk_size=chunk_size,
-            mtime=mtime,
-            allow_duplicates=allow_duplicates,
-            workers=workers,
-            precompute_crc=precompute_crc,
-            validator=validator,
-        )
-        self.comment = comment  # type: ignore[assignment,unused-ignore]  # str: the setter encodes it
-
-    @classmethod
-    def from_path(
-        cls: type[_Z],
-        path: PathLike,
-        *,
-        compression: Compression = STORED,
-        level: Level = None,
-        recursive: bool = True,
-        arcname: Optional[str] = None,
-        include_hidden: bool = True,
-        **options: Any,
-    ) -> _Z:
-        """A new stream holding ``path`` (zipstream-ng's ``ZipStream.from_path``):
-        ``compression``, ``level`` and ``options`` (``chunk_size``, ``mtime``,
-        ``charset``, ``workers``, ``precompute_crc``, ``comment``...) go to the
-        constructor, the rest to :meth:`add_path`. A folder lands under its own name, as
-        there; pass ``arcname=""`` for its contents at the root."""
-        stream = cls(compression, level, **options)
-        try:
-            stream.add_path(path, arcname, recursive=recursive, include_hidden=include_hidden)
-        except BaseException:
-            stream.close()
-            raise
-        return stream
-
-    @property
-    def comment(self) -> bytes:
-        """The archive comment, written after the end record and counted in :attr:`size`.
-
-        Set bytes, or str (encoded as UTF-8, as zipstream-ng does); at most 65,535 bytes,
-        refused beyond rather than truncated. Setting it changes the size and the ETag.
-        """
-        return self._zip_layout.comment
-
-    @comment.setter
-    def comment(self, value: Union[bytes, str, None]) -> None:
-        if value is None:
-            value = b""
-        elif isinstance(value, str):
-            value = value.encode("utf-8")
-        self._zip_layout.comment = zip_records.check_comment(value)
-        self._plan = None  # the trailer's length changed
-
-    def info_list(self) -> list[dict[str, Any]]:
-        """One dict per entry, in archive order, with zipstream-ng's keys.
-
-        ``name``, ``size``, ``compressed_size``, ``datetime`` (the DOS time written, as
-        zipfile reads it back: UTC, even seconds), ``is_dir``, ``CRC``,
-        ``compress_type`` (zipfile's 0 or 8) and ``compress_level``. What is known before
-        streaming is filled in; the rest is None: a deflated size is never known ahead, a
-        CRC only when given, computed by a pass (or empty). zipstream-ng's ``streamed`` is
-        left out: every pass here is independent, so there is no "streamed yet" state.
-        """
-        info: list[dict[str, Any]] = []
-        for entry in self._entries:
-            deflated = entry.compression == DEFLATE and not entry.is_dir
-            size = 0 if entry.is_dir else entry.size
-            date, clock, _ = zip_records.time_fields(entry.mtime)
-            info.append(
-                {
-                    "name": entry.name,
-                    "size": size,
-                    "compressed_size": None if deflated else size,
-                    "datetime": (
-                        1980 + (date >> 9),
-                        (date >> 5) & 0xF,
-                        date & 0x1F,
-                        clock >> 11,
-                        (clock >> 5) & 0x3F,
-                        (clock & 0x1F) * 2,
-                    ),
-                    "is_dir": entry.is_dir,
-                    "CRC": 0 if entry.is_dir else entry.crc,
-                    "compress_type": ZIP_DEFLATED if deflated else ZIP_STORED,
-                    "compress_level": entry.level if deflated else None,
-                }
-            )
-        return info
-
-
-_Z = TypeVar("_Z", bound=ZipStream)
-
-
-VALIDATORS = ("local", "portable")
-
-
-def check_validator(value: str) -> str:
-    """``value`` if it names a validator (see :meth:`ArchiveStream.fingerprint`)."""
-    if value not in VALIDATORS:
-        raise ValueError(f"validator must be one of {VALIDATORS}, not {value!r}")
-    return value
-
-
-def check_compression(value: Compression) -> str:
-    """The one place a compression is validated: ``"stored"``, ``"deflate"``, or
-    zipfile's ``ZIP_STORED`` (0) / ``ZIP_DEFLATED`` (8), which code ported from zipfile,
-    python-zipstream or zipstream-ng passes. Other methods (bzip2, lzma) are refused:
-    no streaming reader we test handles them."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        method = _METHODS.get(value)
-        if method is None:
-            raise ValueError(
-                f"compression {value!r} is not supported: use ZIP_STORED (0) or ZIP_DEFLATED (8)"
-            )
-        return method
-    if value not in _COMPRESSIONS:
-        raise ValueError(f"compression must be one of {_COMPRESSIONS}, not {value!r}")
-    return value
 
 
 def _is_root(arcname: str) -> bool:
@@ -705,12 +508,4 @@ def _renamed(found: Iterable[Found]) -> Iterator[Found]:
         yield item
 
 
-__all__ = [
-    "ArchiveStream",
-    "ZipStream",
-    "DEFAULT_CHUNK_SIZE",
-    "DEFAULT_MTIME",
-    "ZIP_STORED",
-    "ZIP_DEFLATED",
-    "check_compression",
-]
+__all__ = ["ArchiveStream", "DEFAULT_CHUNK_SIZE", "DEFAULT_MTIME", "check_compression"]

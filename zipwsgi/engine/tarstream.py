@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 from zipwsgi.engine.compression import Level, deflate_implementation
-from zipwsgi.engine.stream import DEFAULT_CHUNK_SIZE, ArchiveStream, Compression
+from zipwsgi.engine.options import DEFAULT_CHUNK_SIZE, Compression
+from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.engine.writer import Pass, Writer, _slice
 from zipwsgi.formats.entry import STORED
 from zipwsgi.formats.tar.layout import TarLayout

@@ -15,7 +15,7 @@ A response becomes an archive in one of two ways:
    (:mod:`zipwsgi.http.subrequest`). ``X-Archive-Charset`` and ``X-Archive-Pass-Headers``
    work as in mod_zip; no ``X-Archive-*`` header ever reaches the client.
 2. **A marker object**: the app's WSGI iterable *is* a
-   :class:`~zipwsgi.engine.stream.ZipStream` or a
+   :class:`~zipwsgi.engine.zipstream.ZipStream` or a
    :class:`~zipwsgi.engine.tarstream.TarStream` (possibly inside the wrapper its framework puts
    around a body: werkzeug's ``ClosingIterator``, Bottle's ``_closeiter``, Django's
    ``StreamingHttpResponse``).
@@ -65,7 +65,8 @@ from webob.descriptors import parse_etag_response
 from zipwsgi.allocator import tune_allocator
 from zipwsgi.engine.choice import ZIP, archive_stem, format_name, new_archive
 from zipwsgi.engine.compression import Level, check_level
-from zipwsgi.engine.stream import ArchiveStream, check_compression, check_validator
+from zipwsgi.engine.options import check_compression, check_validator
+from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import Refusal, SubrequestError
 from zipwsgi.http.manifest_archive import (
     ManifestArchive,
