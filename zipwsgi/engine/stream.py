@@ -17,6 +17,7 @@ import weakref
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32
+from zipwsgi.engine.names import AddedPaths, check_unique
 from zipwsgi.engine.options import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MTIME,
@@ -30,8 +31,6 @@ from zipwsgi.engine.validator import fingerprint
 from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (
     ArchiveTooLargeError,
-    DuplicateNameError,
-    NestedPathError,
     SourceUnavailableError,
     UnknownLengthError,
 )
@@ -89,11 +88,7 @@ class ArchiveStream:
         self._shared_ints: dict[Any, Any] = {}
         self._plan: Optional[Plan] = None
         self._passes: weakref.WeakSet[Pass] = weakref.WeakSet()
-        # What add_path was given, by real path, so a path inside (or around) a folder
-        # walked already is refused (NestedPathError): folders walked recursively, and
-        # every folder above any added path (what the folder walked later would contain).
-        self._walked: dict[str, str] = {}
-        self._above: dict[str, str] = {}
+        self._added = AddedPaths()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -185,7 +180,7 @@ class ArchiveStream:
         is_dir = stat.S_ISDIR(st.st_mode)
         real = os.path.realpath(path)
         walks = is_dir and recursive
-        self._check_not_nested(path, real, walks)
+        self._added.check(path, real, walks)
         if walks:
             if _is_root(arcname):
                 # The folder's own entry would have an empty name: skip it, and normalise
@@ -215,46 +210,7 @@ class ArchiveStream:
                 compression=compression,
                 level=level,
             )
-        self._remember(path, real, walks)
-
-    def _check_not_nested(self, path: str, real: str, walks: bool) -> None:
-        """Refuse ``path`` (real path ``real``) if a folder walked already holds it, or
-        if it is a folder to walk that holds a path added already. Costs one dict lookup
-        per folder above ``real``: no scan of what was added."""
-        if self._walked:
-            at = real
-            while True:
-                given = self._walked.get(at)
-                if given is not None:
-                    where = "is" if at == real else "lies inside"
-                    raise NestedPathError(
-                        f"{path!r} {where} {given!r}, which add_path walked already: its "
-                        "files would be in the archive twice. Add the folder once, or "
-                        "each entry with recursive=False."
-                    )
-                parent = os.path.dirname(at)
-                if parent == at:
-                    break
-                at = parent
-        if walks:
-            inside = self._above.get(real)
-            if inside is not None:
-                raise NestedPathError(
-                    f"{path!r} contains {inside!r}, added already: its files would be in "
-                    "the archive twice. Add the folder once, or each entry with "
-                    "recursive=False."
-                )
-
-    def _remember(self, path: str, real: str, walks: bool) -> None:
-        if walks:
-            self._walked[real] = path
-        at = real
-        while True:
-            parent = os.path.dirname(at)
-            if parent == at or parent in self._above:
-                break  # the folders above it were recorded with it
-            self._above[parent] = path
-            at = parent
+        self._added.remember(path, real, walks)
 
     def add_found(
         self,
@@ -310,7 +266,7 @@ class ArchiveStream:
         parents_checked: bool = False,
     ) -> None:
         if not self.allow_duplicates:
-            self._check_unique(name, is_dir, parents_checked)
+            check_unique(self._names, name, is_dir, parents_checked)
         if crc is not None and not 0 <= crc <= 0xFFFFFFFF:
             raise ValueError(f"crc out of range for {name!r}: {crc!r}")
         if size is not None and not 0 <= size <= MAX_ENTRY_SIZE:
@@ -348,26 +304,6 @@ class ArchiveStream:
         self._entries.append(entry)
         self._names[name] = None
         self._plan = None
-
-    def _check_unique(self, name: str, is_dir: bool, parents_checked: bool = False) -> None:
-        """Refuse names that extractors would silently merge or fail on.
-
-        Exact duplicates, a file and a folder of the same name (``a`` and ``a/``), and a
-        file standing where a later name needs a folder (``a`` then ``a/b``).
-        """
-        names = self._names
-        if name in names:
-            raise DuplicateNameError(f"duplicate archive name: {name!r}")
-        twin = name[:-1] if is_dir else name + "/"
-        if twin in names:
-            raise DuplicateNameError(f"{name!r} clashes with {twin!r}: a file and a folder")
-        if parents_checked:
-            return
-        parent = name.rstrip("/")
-        while "/" in parent:
-            parent = parent.rsplit("/", 1)[0]
-            if parent in names:
-                raise DuplicateNameError(f"{name!r} needs {parent!r} to be a folder, not a file")
 
     # -- what callers may ask before streaming --------------------------------------------
 
