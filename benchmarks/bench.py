@@ -4,7 +4,10 @@ Why this exists: "fast" means nothing without peers and a ceiling. Every case bu
 same archive from the same files with zipwsgi, zipstream-ng, stream-zip and the standard
 library's ``zipfile`` (writing to an unseekable sink, as a web response would), and runs
 the limits next to them: a bare read + CRC-32 loop (zlib, zlib-ng, isal), read + CRC-32 +
-deflate for compressed cases, and ``cat file > /dev/null`` for single files. The ratio
+deflate for compressed cases, and ``cat file > /dev/null`` for single files. The tar cases
+(``tar-*``, ``targz-*``) build the same tar or tar.gz with zipwsgi's TarStream and
+Python's ``tarfile`` (``w|``/``w|gz`` into the same unseekable sink), beside GNU tar in C
+(``tar -cf - DIR | wc -c``, ``tar -czf -``, ``tar -cf - | pigz``). The ratio
 column says how close zipwsgi gets to each of them.
 
 Usage::
@@ -287,7 +290,11 @@ def warm_page_cache(dataset: Dataset) -> None:
 class Case(NamedTuple):
     name: str
     dataset: Dataset
-    compression: str  # "stored" or "deflate"
+    compression: str  # zip: "stored" or "deflate"; tar: "tar" or "tar.gz"
+
+    @property
+    def is_tar(self) -> bool:
+        return self.compression in ("tar", "tar.gz")
 
 
 def all_cases(quick: bool) -> dict[str, Case]:
@@ -310,11 +317,15 @@ def all_cases(quick: bool) -> dict[str, Case]:
         Case("small10k-stored", small10k, "stored"),
         Case("small20k-stored", small20k, "stored"),
         Case("huge-stored", huge, "stored"),
+        Case("tar-small10k", small10k, "tar"),
+        Case("tar-big", big, "tar"),
+        Case("targz-text", text, "tar.gz"),
     ]
     return {case.name: case for case in cases}
 
 
-DEFAULT_CASES = ["big-stored", "text-deflate", "small10k-stored", "small20k-stored"]
+TAR_CASES = ["tar-small10k", "tar-big", "targz-text"]
+DEFAULT_CASES = ["big-stored", "text-deflate", "small10k-stored", "small20k-stored", *TAR_CASES]
 
 
 # --------------------------------------------------------------------------------------
@@ -367,7 +378,16 @@ class Sink:
 
 
 def build_zipwsgi(case: Case):
-    """A zipwsgi ZipStream for the case, written against the fixed public API."""
+    """A zipwsgi ZipStream (TarStream for tar cases), written against the public API."""
+    if case.is_tar:
+        from zipwsgi import TarStream
+
+        if case.compression == "tar.gz":
+            ts = TarStream(compression="gzip", level=DEFLATE_LEVEL)
+        else:
+            ts = TarStream()
+        ts.add_path(case.dataset.path, case.dataset.name)
+        return ts
     from zipwsgi import ZipStream
 
     if case.compression == "deflate":
@@ -475,6 +495,48 @@ def run_zipfile(case: Case, sink: Sink) -> dict:
     return {}
 
 
+def run_tarfile(case: Case, sink: Sink) -> dict:
+    """The standard library's tarfile in stream mode (``w|``, ``w|gz``) into an
+    unseekable sink: what a Python user can stream today. Its defaults are kept
+    (``add`` of the folder, recursive; gzip at tarfile's fixed level 9 before 3.12)."""
+    import tarfile
+
+    mode = "w|gz" if case.compression == "tar.gz" else "w|"
+    with tarfile.open(fileobj=sink, mode=mode) as archive:
+        archive.add(case.dataset.path, case.dataset.name)
+    return {}
+
+
+def run_gnu_tar(case: Case, sink: Sink, compressor: str = "") -> dict:
+    """GNU tar in C: ``tar -cf - DIR | wc -c`` (``-czf``: gzip -6; ``pigz``: piped
+    through ``pigz -6`` on every core).
+
+    Its output always goes into a pipe: GNU tar skips reading the files when it writes
+    to ``/dev/null`` itself. ``wc -c`` reads the pipe as ``cat > /dev/null`` would and
+    also says how long the archive was.
+    """
+    import shutil
+    import subprocess
+
+    if compressor == "pigz" and shutil.which("pigz") is None:
+        return {"skipped": "pigz is not installed"}
+    flags = "-czf" if compressor == "gzip" else "-cf"
+    tar = subprocess.Popen(["tar", flags, "-", "-C", DATA_DIR, case.dataset.name],
+                           stdout=subprocess.PIPE)
+    stages = [tar]
+    if compressor == "pigz":
+        stages.append(subprocess.Popen(["pigz", f"-{DEFLATE_LEVEL}"], stdin=tar.stdout,
+                                       stdout=subprocess.PIPE))
+    counter = subprocess.Popen(["wc", "-c"], stdin=stages[-1].stdout, stdout=subprocess.PIPE)
+    for stage in stages:
+        stage.stdout.close()  # only the next stage holds the pipe
+    counted = counter.communicate()[0]
+    codes = [stage.wait() for stage in stages] + [counter.returncode]
+    if any(codes):
+        raise RuntimeError(f"pipeline exited with {codes}")
+    return {"output_bytes": int(counted), "maxrss_kib": None}
+
+
 # --------------------------------------------------------------------------------------
 # Limits: what the archive writers cannot beat, because they must do at least this much.
 # --------------------------------------------------------------------------------------
@@ -558,6 +620,10 @@ def _limit(name: str, backend: str, deflate: bool, applies=lambda case: True) ->
                 applies, modules[backend])
 
 
+def _is_zip(case: Case) -> bool:
+    return not case.is_tar
+
+
 def _is_stored(case: Case) -> bool:
     return case.compression == "stored"
 
@@ -566,17 +632,31 @@ def _is_deflate(case: Case) -> bool:
     return case.compression == "deflate"
 
 
+def _is_plain_tar(case: Case) -> bool:
+    return case.compression == "tar"
+
+
+def _is_targz(case: Case) -> bool:
+    return case.compression == "tar.gz"
+
+
 IMPLS = {
     impl.name: impl
     for impl in [
         Impl("zipwsgi", "archiver", run_zipwsgi, imports=("zipwsgi",)),
-        Impl("zipstream-ng", "archiver", run_zipstream_ng, imports=("zipstream",)),
-        Impl("stream-zip", "archiver", run_stream_zip, imports=("stream_zip",)),
+        Impl("zipstream-ng", "archiver", run_zipstream_ng, _is_zip, ("zipstream",)),
+        Impl("stream-zip", "archiver", run_stream_zip, _is_zip, ("stream_zip",)),
         Impl("stream-zip-2pass", "archiver", run_stream_zip_2pass, _is_stored, ("stream_zip",)),
-        Impl("zipfile", "archiver", run_zipfile),
-        _limit("read+crc32 zlib", "zlib", False),
-        _limit("read+crc32 zlib-ng", "zlib-ng", False),
-        _limit("read+crc32 isal", "isal", False),
+        Impl("zipfile", "archiver", run_zipfile, _is_zip),
+        Impl("tarfile", "archiver", run_tarfile, lambda case: case.is_tar, ("tarfile",)),
+        Impl("GNU tar -cf - | cat", "limit", run_gnu_tar, _is_plain_tar),
+        Impl("GNU tar -czf -", "limit", lambda case, sink: run_gnu_tar(case, sink, "gzip"),
+             _is_targz),
+        Impl("GNU tar -cf - | pigz", "limit", lambda case, sink: run_gnu_tar(case, sink, "pigz"),
+             _is_targz),
+        _limit("read+crc32 zlib", "zlib", False, _is_zip),
+        _limit("read+crc32 zlib-ng", "zlib-ng", False, _is_zip),
+        _limit("read+crc32 isal", "isal", False, _is_zip),
         _limit(f"read+crc+deflate-{DEFLATE_LEVEL} zlib", "zlib", True, _is_deflate),
         _limit(f"read+crc+deflate-{DEFLATE_LEVEL} zlib-ng", "zlib-ng", True, _is_deflate),
         _limit(f"read+crc+deflate-{ISAL_LEVEL} isal", "isal", True, _is_deflate),
@@ -793,13 +873,16 @@ def expected_members(case: Case) -> dict[str, int]:
 
 
 def check_archive(path: str, case: Case, report: dict) -> str:
-    """Open the archive with ``zipfile``, CRC-check every member, compare names and sizes."""
+    """Open the archive with ``zipfile``, CRC-check every member, compare names and sizes
+    (``tarfile`` for tar cases: every member read, names and sizes compared)."""
     import zipfile
 
     size = os.path.getsize(path)
     declared = report.get("declared_size")
     if declared is not None and declared != size:
         return f"declared size {declared} but wrote {size}"
+    if case.is_tar:
+        return check_tar_archive(path, case)
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
@@ -813,6 +896,25 @@ def check_archive(path: str, case: Case, report: dict) -> str:
         missing = len(expected.keys() - members.keys())
         extra = len(members.keys() - expected.keys())
         return f"members differ: {missing} missing, {extra} unexpected, or sizes differ"
+    return "ok"
+
+
+def check_tar_archive(path: str, case: Case) -> str:
+    import tarfile
+
+    members = {}
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for info in archive:
+                if info.isreg():
+                    reader = archive.extractfile(info)
+                    while reader.read(1 << 20):  # reads it all: a gzip CRC is checked
+                        pass
+                    members[info.name] = info.size
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return f"tarfile cannot read it: {exc}"
+    if members != expected_members(case):
+        return "members differ: names or sizes"
     return "ok"
 
 
