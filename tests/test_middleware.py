@@ -23,7 +23,7 @@ import webtest
 from share_tree import open_zip
 
 from zipwsgi import ZipMiddleware, ZipStream
-from zipwsgi.engine.sources import FileSource
+from zipwsgi.engine.files import FileSource
 from zipwsgi.errors import SourceChangedError, SubrequestError
 
 FILE1 = b"This is the first file.\n"  # mod_zip's own test data

@@ -45,7 +45,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generator, Iterator, Optional, Sequence
 
 from zipwsgi.engine.compression import FAST, CompressorFactory, crc32, deflater
-from zipwsgi.engine.sources import BytesSource, FileSource, Reader
+from zipwsgi.engine.files import FileSource
+from zipwsgi.engine.sources import BytesSource, Reader
 from zipwsgi.errors import SourceChangedError
 from zipwsgi.formats.entry import DEFLATE, Entry
 

@@ -1,4 +1,5 @@
-"""Sources of entry data: files, bytes, iterables, file objects, callables.
+"""Sources of entry data: the protocol, and bytes, iterables, file objects, callables
+(files on disk are in :mod:`zipwsgi.engine.files`).
 
 A source is a recipe, not an open handle: nothing is opened until a stream reaches its
 entry, each ``open()`` gives a fresh :class:`Reader`, and the stream closes that reader
@@ -10,15 +11,11 @@ from __future__ import annotations
 
 import io
 import os
-import stat
-from typing import Any, Callable, Iterable, Iterator, Optional, Union, cast
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from zipwsgi.errors import SourceChangedError, SourceError, SourceUnavailableError
 
 BytesLike = Union[bytes, bytearray, memoryview]
-# Files are opened without following a final symlink: a link swapped in after planning
-# (perhaps pointing outside the allowed roots) is refused rather than read.
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class Reader:
@@ -93,189 +90,6 @@ class Source:
 
 
 # --- files on disk ---------------------------------------------------------------------
-
-
-class FileSource(Source):
-    """A regular file, stat-ed when added so its size and mtime are known up front.
-
-    On open the file is stat-ed again: a size or mtime that moved since planning means the
-    archive already announced would be wrong, so we refuse rather than stream it.
-    """
-
-    __slots__ = ("path", "size", "_mtime_ns", "_identity")  # lean: one per file in an archive
-
-    def __init__(
-        self, path: Union[str, os.PathLike[str]], st: Optional[os.stat_result] = None
-    ) -> None:
-        self.path = os.fspath(path)
-        if st is None:
-            try:
-                st = os.stat(self.path)
-            except OSError as exc:
-                raise SourceUnavailableError(f"cannot stat {self.path}: {exc.strerror}") from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise SourceUnavailableError(f"not a regular file: {self.path}")
-        self.size = st.st_size
-        self._mtime_ns = st.st_mtime_ns
-        self._identity = _identity(st)
-
-    @property
-    def identity(self) -> int:
-        """Which file this is on this host, and which version of it: a hash of device,
-        inode and ctime. An in-place rewrite that keeps size and mtime (``touch -r``,
-        ``os.utime``) still changes the ctime, so validators built on it see the change;
-        a copy on another host has another identity (see ``validator="portable"``)."""
-        return self._identity
-
-    @property
-    def mtime(self) -> float:  # type: ignore[override]
-        return self._mtime_ns / 1e9
-
-    @property
-    def mtime_ns(self) -> int:
-        return self._mtime_ns
-
-    def _open_checked(self) -> int:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW)
-        except FileNotFoundError as exc:
-            raise SourceChangedError(f"file vanished before streaming: {self.path}") from exc
-        except OSError as exc:
-            raise SourceUnavailableError(f"cannot open {self.path}: {exc.strerror}") from exc
-        try:
-            st = os.fstat(fd)
-            if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
-                raise SourceChangedError(
-                    f"file changed since the archive was planned: {self.path} "
-                    f"(size {self.size} -> {st.st_size})"
-                )
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def open(self) -> Reader:
-        return _FileReader(self._open_checked(), self.path, cast(int, self.size))
-
-    def read_all(self, size: int) -> bytes:
-        # The small-file path, in one function: open, check, one read of size+1 bytes
-        # (it fetches the data and proves nothing follows), close. For files of a few KiB
-        # the Python around these four syscalls costs as much as the syscalls themselves.
-        fd = self._open_checked()
-        try:
-            data = os.read(fd, size + 1)
-            if len(data) == size:
-                return data
-            if len(data) > size:
-                raise SourceChangedError(f"file grew while streaming: {self.path}")
-            if not data:
-                raise SourceChangedError(f"file shrank while streaming: {self.path}")
-            return Reader.read_exact(_Prefixed(_FileReader(fd, self.path, size), data), size)
-        finally:
-            os.close(fd)
-
-    def describe(self) -> str:
-        return self.path
-
-
-def _identity(st: os.stat_result) -> int:
-    # One int per file rather than three (memory per entry is measured); tuple hashes of
-    # ints are not randomised, so the same stat gives the same value in every process.
-    return hash((st.st_dev, st.st_ino, st.st_ctime_ns))
-
-
-class FolderFiles:
-    """What the files found in one folder by a walk share: the folder's path (with a
-    trailing separator) and how many leading characters of their archive names stand
-    for it."""
-
-    __slots__ = ("prefix", "cut")
-
-    def __init__(self, prefix: str, cut: int) -> None:
-        self.prefix = prefix
-        self.cut = cut
-
-
-class FolderFile(FileSource):
-    """A file found by a folder walk, whose archive name ends with its file name.
-
-    Its path is rebuilt from the folder's and the end of that name when needed, so it
-    keeps no path string of its own: about 100 bytes less for each file of an archive,
-    which is a fifth of the metadata of a file entry. (The ``path`` slot it inherits
-    stays empty.)
-    """
-
-    __slots__ = ("folder", "name")
-
-    def __init__(self, folder: FolderFiles, name: str, st: os.stat_result) -> None:
-        self.folder = folder
-        self.name = name
-        self.size = st.st_size
-        self._mtime_ns = st.st_mtime_ns
-        self._identity = _identity(st)
-
-    @property
-    def path(self) -> str:
-        return self.folder.prefix + self.name[self.folder.cut :]
-
-    @path.setter
-    def path(self, value: str) -> None:
-        raise AttributeError("a walked file's path follows from its folder and name")
-
-
-class _FileReader(Reader):
-    __slots__ = ("fd", "path", "size")
-
-    def __init__(self, fd: int, path: str, size: int) -> None:
-        self.fd = fd
-        self.path = path
-        self.size = size
-
-    def read(self, n: int) -> bytes:
-        return os.read(self.fd, n)
-
-    def skip(self, n: int) -> None:
-        os.lseek(self.fd, n, os.SEEK_CUR)
-
-    def check_end(self) -> None:
-        # fstat instead of a read: one cheap syscall, and it also catches a rewrite
-        # that grew the file behind our read position.
-        if os.fstat(self.fd).st_size != self.size:
-            raise SourceChangedError(f"file size changed while streaming: {self.path}")
-
-    def read_exact(self, n: int) -> bytes:
-        # One read of n+1 bytes both fetches the data and proves nothing follows it,
-        # which saves a syscall per small file.
-        data = os.read(self.fd, n + 1)
-        if len(data) != n:
-            if len(data) > n:
-                raise SourceChangedError(f"file grew while streaming: {self.path}")
-            if data:
-                return Reader.read_exact(_Prefixed(self, data), n)
-            raise SourceChangedError(f"file shrank while streaming: {self.path}")
-        return data
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
-
-
-class _Prefixed(Reader):
-    """A reader that first returns bytes already read (for short reads on odd files)."""
-
-    def __init__(self, inner: Reader, head: bytes) -> None:
-        self.inner = inner
-        self.head = head
-
-    def read(self, n: int) -> bytes:
-        if self.head:
-            out, self.head = self.head[:n], self.head[n:]
-            return out
-        return self.inner.read(n)
-
-
-# --- in-memory data --------------------------------------------------------------------
 
 
 class BytesSource(Source):

@@ -17,6 +17,7 @@ import weakref
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32
+from zipwsgi.engine.files import FileSource, FolderFile, FolderFiles
 from zipwsgi.engine.names import AddedPaths, check_unique
 from zipwsgi.engine.options import (
     DEFAULT_CHUNK_SIZE,
@@ -26,7 +27,7 @@ from zipwsgi.engine.options import (
     check_validator,
 )
 from zipwsgi.engine.plan import Plan
-from zipwsgi.engine.sources import FileSource, FolderFile, FolderFiles, Source, source_for
+from zipwsgi.engine.sources import Source, source_for
 from zipwsgi.engine.validator import fingerprint
 from zipwsgi.engine.writer import Pass, Writer
 from zipwsgi.errors import (

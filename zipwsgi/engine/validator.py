@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from zipwsgi.engine.compression import deflate_implementation
-from zipwsgi.engine.sources import FileSource
+from zipwsgi.engine.files import FileSource
 from zipwsgi.formats.entry import DEFLATE, ArchiveLayout, Entry
 
 __all__ = ["fingerprint"]

@@ -16,7 +16,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from zipwsgi.engine.sources import FileSource
+from zipwsgi.engine.files import FileSource
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import (
     ArchiveNameError,
