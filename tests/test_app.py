@@ -449,9 +449,10 @@ def test_unreadable_entries_are_left_out(
     locked = str(root / "docs" / "a.txt")
     real_access = os.access
     monkeypatch.setattr(
-        "zipwsgi.paths.os.access", lambda path, mode: path != locked and real_access(path, mode)
+        "zipwsgi.paths.walk.os.access",
+        lambda path, mode: path != locked and real_access(path, mode),
     )
-    monkeypatch.setattr("zipwsgi.paths.surely_readable", lambda st: False)
+    monkeypatch.setattr("zipwsgi.paths.walk.surely_readable", lambda st: False)
     assert ticked_names(app.get("/docs/").text) == ["b"]
     assert file_names(check_zip(app.get("/docs.zip").body)) == ["docs/b/c.txt"]
 

@@ -188,7 +188,7 @@ def test_unreadable_folder_is_403_not_a_crash(
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr("zipwsgi.paths.os.scandir", scandir)
+    monkeypatch.setattr("zipwsgi.paths.walk.os.scandir", scandir)
     for url in ("/docs/b/", "/docs/b.zip", "/docs.zip", "/docs/?path=b"):
         response = app.get(url, status="*")
         assert response.status_int == 403
