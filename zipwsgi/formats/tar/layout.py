@@ -89,8 +89,19 @@ class TarLayout:
     # -- per entry ------------------------------------------------------------------------
 
     def prepare(self, entry: Entry) -> None:
+        size = entry.size
+        if (
+            size is not None
+            and size < tf.OCTAL_11_LIMIT
+            and len(entry.name) <= tf.NAME_FIELD
+            and entry.name.isascii()
+            and 0 <= entry.mtime < tf.OCTAL_11_LIMIT
+            and entry.compression != DEFLATE
+        ):
+            entry.layout = _PLAIN  # most members: ustar holds everything (pax_records: b"")
+            return
         if not entry.is_dir:
-            if entry.size is None:
+            if size is None:
                 raise ValueError(
                     f"{entry.name!r}: tar writes every file's size in its header, before "
                     "the data; pass size= for data whose length cannot be seen "
@@ -115,29 +126,32 @@ class TarLayout:
         return self._header_size(entry), footer, 0
 
     def header(self, entry: Entry, offset: int) -> bytes:
+        is_dir = entry.is_dir
+        typeflag = tf.TYPE_DIRECTORY if is_dir else tf.TYPE_FILE
+        if entry.layout == _PLAIN:
+            # Most members: an ASCII name that fits, a size and an mtime that fit (else
+            # prepare() would have written pax records), so no checks are needed here.
+            raw = entry.name.encode()
+            prefix, field = (b"", raw) if len(raw) <= tf.NAME_FIELD else tf.split_name(raw)  # type: ignore[misc]
+            size = 0 if is_dir else entry.size
+            return tf.ustar_header(field, prefix, entry.mode, size, entry.mtime, typeflag)  # type: ignore[arg-type]
         name = entry.name
-        raw = name.encode("utf-8") if name.isascii() else raw_name(name)
+        raw = raw_name(name)
         # Where a pax path overrides, the ustar fields still get what fits, for readers
         # that do not know pax.
-        split = tf.split_name(raw) or (b"", raw[: tf.NAME_FIELD])
-        if entry.is_dir:
-            size, typeflag = 0, tf.TYPE_DIRECTORY
-        else:
-            size, typeflag = entry.size, tf.TYPE_FILE  # type: ignore[assignment]
-            if size >= tf.OCTAL_11_LIMIT:
-                size = 0  # the pax header says it; GNU tar writes 0 here too
+        prefix, field = tf.split_name(raw) or (b"", raw[: tf.NAME_FIELD])
+        size = 0 if is_dir else entry.size
+        if size is None or size >= tf.OCTAL_11_LIMIT:
+            size = 0  # the pax header says it; GNU tar writes 0 here too
         mtime = _clamped_mtime(entry.mtime)
-        head = tf.ustar_header(split[1], split[0], entry.mode, size, mtime, typeflag)
-        records = entry.layout
-        if records == _PLAIN:
-            return head
-        return tf.pax_block(pax_header_name(name), records, mtime) + head  # type: ignore[arg-type]
+        head = tf.ustar_header(field, prefix, entry.mode, size, mtime, typeflag)
+        return tf.pax_block(pax_header_name(name), entry.layout, mtime) + head  # type: ignore[arg-type]
 
     def footer_size(self, entry: Entry) -> int:
         return 0 if entry.is_dir else tf.padding(entry.size)  # type: ignore[arg-type]
 
     def footer(self, entry: Entry, crc: int, compressed_size: int, size: int) -> bytes:
-        return bytes(tf.padding(size))
+        return bytes(-size % tf.BLOCK)
 
     # -- end of archive -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ included.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Optional
 
@@ -32,8 +33,6 @@ OCTAL_11_LIMIT = 8**11
 # name mode uid gid size mtime chksum typeflag linkname magic version uname gname
 # devmajor devminor prefix (padding to 512)
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
-_CHECKSUM_AT = 148
-_CHECKSUM_END = 156
 _BLANK_CHECKSUM = b" " * 8
 _ZERO_7 = b"0000000\0"
 _MAGIC = b"ustar\0"
@@ -75,14 +74,19 @@ def ustar_header(
     ``size`` and ``mtime`` must fit 11 octal digits (callers put larger values in a
     pax header and pass 0 or a clamped value here, as GNU tar does).
     """
-    block = _USTAR.pack(
+    mode_field, mtime_field, fixed = _mode_mtime_fields(mode, mtime)
+    size_field = b"%011o\0" % size
+    # The checksum is the sum of the header's bytes with its own field read as spaces:
+    # added up from the fields here (one header is packed once, not summed over 512 bytes).
+    checksum = fixed + sum(name) + sum(prefix) + sum(size_field) + typeflag[0]
+    return _USTAR.pack(
         name,
-        b"%07o\0" % (mode & 0o7777),
+        mode_field,
         _ZERO_7,
         _ZERO_7,
-        b"%011o\0" % size,
-        b"%011o\0" % mtime,
-        _BLANK_CHECKSUM,
+        size_field,
+        mtime_field,
+        b"%06o\0 " % checksum,
         typeflag,
         b"",
         _MAGIC,
@@ -93,9 +97,21 @@ def ustar_header(
         _ZERO_7,
         prefix,
     )
-    # The checksum is the sum of the header's bytes with its own field read as spaces,
-    # written as six octal digits, NUL, space.
-    return b"%s%06o\0 %s" % (block[:_CHECKSUM_AT], sum(block), block[_CHECKSUM_END:])
+
+
+#: The bytes every ustar header has in the same fields: uid, gid, the checksum read as
+#: spaces, magic, version, device numbers.
+_FIXED_SUM = sum(_ZERO_7) * 4 + sum(_BLANK_CHECKSUM) + sum(_MAGIC) + sum(_VERSION)
+
+
+# Files written together share modes and, often, their second: one cached call instead
+# of formatting and summing both fields for every member.
+@functools.lru_cache(maxsize=1024)
+def _mode_mtime_fields(mode: int, mtime: int) -> tuple[bytes, bytes, int]:
+    """(mode field, mtime field, the checksum of both plus every fixed field)."""
+    mode_field = b"%07o\0" % (mode & 0o7777)
+    mtime_field = b"%011o\0" % mtime
+    return mode_field, mtime_field, _FIXED_SUM + sum(mode_field) + sum(mtime_field)
 
 
 def pax_record(keyword: bytes, value: bytes) -> bytes:
