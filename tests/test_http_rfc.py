@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from servers import thread_server
 
 from zipwsgi import ZipApp, ZipMiddleware, ZipStream
-from zipwsgi.app import _FileBody
+from zipwsgi.app.files import _FileBody
 from zipwsgi.engine.files import FileSource
 from zipwsgi.http.decision import MAX_RANGES, format_http_date
 from zipwsgi.http.responses import archive_response

@@ -44,22 +44,35 @@ from __future__ import annotations
 
 import html
 import logging
-import mimetypes
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Optional, Union
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 import webob
 
+from zipwsgi.app.files import file_response
 from zipwsgi.app.listing import LISTING_CSP, ListingEntry, render_listing
-from zipwsgi.engine.choice import FORMATS, SUFFIXES, ZIP, format_name, new_archive
+from zipwsgi.app.requests import (
+    Parts,
+    Problem,
+    accepted_format,
+    archive_suffix,
+    chosen_format,
+    form_fields,
+    path_info,
+    printable,
+    printable_names,
+    script_name,
+    url,
+)
+from zipwsgi.engine.choice import FORMATS, ZIP, new_archive
 from zipwsgi.engine.options import check_validator
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import ArchiveNameError, OutsideRootError, PathTooLongError
-from zipwsgi.http.responses import RangedResponse, archive_response
-from zipwsgi.paths import Found, Root
+from zipwsgi.http.responses import archive_response
+from zipwsgi.paths import Root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -69,21 +82,9 @@ __all__ = ["ZipApp"]
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-Parts = tuple[str, ...]
 
 _ERROR_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
-_CHUNK = 256 * 1024
-
-
-class _Problem(Exception):
-    """An answer other than the happy path: status, a sentence for people, extra headers."""
-
-    def __init__(self, status: int, message: str, **headers: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
 
 
 class ZipApp:
@@ -121,7 +122,7 @@ class ZipApp:
         request = webob.Request(environ)
         try:
             response = self.respond(request)
-        except _Problem as problem:
+        except Problem as problem:
             response = self.error_page(request, problem.status, problem.message, problem.headers)
         except Exception:
             log.exception("zipwsgi: failed to answer %s %r", request.method, request.path_qs)
@@ -131,10 +132,10 @@ class ZipApp:
     # -- routing ----------------------------------------------------------------------------
 
     def respond(self, request: webob.Request) -> webob.Response:
-        """Decide what ``request`` asks for; raises :class:`_Problem` for error answers."""
+        """Decide what ``request`` asks for; raises :class:`Problem` for error answers."""
         if request.method not in ("GET", "HEAD", "POST"):
-            raise _Problem(405, "This method is not allowed here.", Allow="GET, HEAD, POST")
-        path = _path_info(request.environ)
+            raise Problem(405, "This method is not allowed here.", Allow="GET, HEAD, POST")
+        path = path_info(request.environ)
         if path == "":  # the mount point itself, "/files": its page is "/files/"
             return self._redirect(request, ())
         if path.endswith("/"):
@@ -143,9 +144,9 @@ class ZipApp:
         if not parts:  # e.g. "/." or "//": the root, spelt oddly
             return self._redirect(request, parts)
         if request.method == "POST":
-            raise _Problem(405, "Only folders accept a selection.", Allow="GET, HEAD")
+            raise Problem(405, "Only folders accept a selection.", Allow="GET, HEAD")
         found = self._find(parts)
-        stem, fmt = _archive_suffix(parts[-1])
+        stem, fmt = archive_suffix(parts[-1])
         if found is None and stem not in ("", ".", ".."):
             # "<folder>.zip" (.tar, .tar.gz); a hidden stem cannot get here, its archive
             # name was hidden too
@@ -153,32 +154,32 @@ class ZipApp:
             real, st = self._stat(folder)
             if stat.S_ISDIR(st.st_mode):
                 return self.whole_folder(request, folder, real, fmt=fmt)
-            raise _Problem(404, "There is no such file or folder here.")
+            raise Problem(404, "There is no such file or folder here.")
         if found is None:
-            raise _Problem(404, "There is no such file or folder here.")
+            raise Problem(404, "There is no such file or folder here.")
         real, st = found
         if stat.S_ISDIR(st.st_mode):
             return self._redirect(request, parts)
-        return _file_response(real, st, self.validator)
+        return file_response(real, st, self.validator)
 
     def folder(self, request: webob.Request, parts: Parts) -> webob.Response:
         """A folder URL (``.../``): its page, its archive, or a selection from it."""
         real, st = self._stat(parts)
         if not stat.S_ISDIR(st.st_mode):
-            raise _Problem(404, "There is no such folder here.")
-        query = _form_fields(request.environ.get("QUERY_STRING", "").encode("latin-1"))
+            raise Problem(404, "There is no such folder here.")
+        query = form_fields(request.environ.get("QUERY_STRING", "").encode("latin-1"))
         if request.method == "POST":
             fields = self._posted_fields(request)
-            posted = _chosen_format(fields) or _chosen_format(query) or ZIP
+            posted = chosen_format(fields) or chosen_format(query) or ZIP
             return self.selection(request, parts, real,
                                   [v for k, v in fields if k == "path"], fmt=posted)
-        fmt = _chosen_format(query) or ZIP
+        fmt = chosen_format(query) or ZIP
         if any(key == "path" for key, _ in query):
             return self.selection(request, parts, real, [v for k, v in query if k == "path"],
                                   fmt=fmt)
         if any(key == "download" for key, _ in query):
             return self.whole_folder(request, parts, real, fmt=fmt, vary=True)
-        accepted = _accepted_format(request)
+        accepted = accepted_format(request)
         if accepted is not None:
             return self.whole_folder(request, parts, real, fmt=accepted, vary=True)
         return self.listing(request, parts, real)
@@ -187,23 +188,23 @@ class ZipApp:
 
     def listing(self, request: webob.Request, parts: Parts, real: str) -> webob.Response:
         """The folder's page: folders first, then files, each by name."""
-        base = _script_name(request.environ)
+        base = script_name(request.environ)
         try:
             children = self.root.children(real)
         except PermissionError:
-            raise _Problem(403, "This folder cannot be read.") from None
+            raise Problem(403, "This folder cannot be read.") from None
         entries = []
         for child in sorted(children, key=lambda c: (not c.is_dir, c.name.casefold(), c.name)):
-            href = _url(base, parts + (child.name,), slash=child.is_dir)
+            href = url(base, parts + (child.name,), slash=child.is_dir)
             size = self.root.tree_size(child.real, real) if child.is_dir else child.st.st_size
             entries.append(ListingEntry(child.name, href, child.is_dir, size, child.st.st_mtime))
-        crumbs = [(self._name(parts[:i]), _url(base, parts[:i], slash=True))
+        crumbs = [(self._name(parts[:i]), url(base, parts[:i], slash=True))
                   for i in range(len(parts) + 1)]
         page = render_listing(
             title=self._name(parts),
             breadcrumbs=crumbs,
             entries=entries,
-            form_action=_url(base, parts, slash=True),
+            form_action=url(base, parts, slash=True),
             zip_href=self._archive_href(base, parts, ZIP),
             formats=[(fmt, self._archive_href(base, parts, fmt)) for fmt in FORMATS[1:]],
         )
@@ -228,7 +229,7 @@ class ZipApp:
         name = self._name(parts)
         stream = self._build([(real, name)], real, fmt)
         headers = {"Vary": "Accept"} if vary else {}
-        return archive_response(request, stream, filename=_printable(name), headers=headers)
+        return archive_response(request, stream, filename=printable(name), headers=headers)
 
     def selection(
         self,
@@ -242,21 +243,21 @@ class ZipApp:
         """The entries named in ``paths`` (relative to the folder) as one archive of
         format ``fmt``."""
         if not paths:
-            raise _Problem(400, "Nothing was selected: tick at least one entry.")
+            raise Problem(400, "Nothing was selected: tick at least one entry.")
         if len(paths) > self.max_selection:
-            raise _Problem(413, "Too many entries were selected at once.")
+            raise Problem(413, "Too many entries were selected at once.")
         chosen: dict[Parts, str] = {}
         for path in paths:
             relative = self._split(path)
             if not relative:
-                raise _Problem(400, "A selected path is empty.")
+                raise Problem(400, "A selected path is empty.")
             chosen[relative] = self._stat(parts + relative)[0]
         # An entry inside another selected folder is already in that folder's walk.
         kept = [(rel, target) for rel, target in sorted(chosen.items())
                 if not any(rel[:i] in chosen for i in range(1, len(rel)))]
         stream = self._build([(target, "/".join(rel)) for rel, target in kept], real, fmt)
         name = kept[0][0][-1] if len(kept) == 1 else self._name(parts)
-        return archive_response(request, stream, filename=_printable(name))
+        return archive_response(request, stream, filename=printable(name))
 
     def error_page(
         self,
@@ -268,7 +269,7 @@ class ZipApp:
         """A small page for an error; says what happened, never which path or why inside."""
         response = webob.Response(status=status, content_type="text/html", charset="utf-8")
         title = html.escape(response.status)
-        home = html.escape(_url(_script_name(request.environ), (), slash=True))
+        home = html.escape(url(script_name(request.environ), (), slash=True))
         response.text = (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -288,28 +289,28 @@ class ZipApp:
         try:
             return self.root.split(path)
         except OutsideRootError:
-            raise _Problem(403, "This path is not allowed.") from None
+            raise Problem(403, "This path is not allowed.") from None
         except PathTooLongError:  # answered before any file system call
-            raise _Problem(414, "This path is too long.") from None
+            raise Problem(414, "This path is too long.") from None
         except FileNotFoundError:
-            raise _Problem(404, "There is no such file or folder here.") from None
+            raise Problem(404, "There is no such file or folder here.") from None
 
     def _stat(self, parts: Parts) -> tuple[str, os.stat_result]:
         """Resolve inside the root and stat: 403 outside it or unreadable, 404 absent."""
         try:
             return self.root.stat(parts)
         except OutsideRootError:
-            raise _Problem(403, "This path leads outside the shared folder.") from None
+            raise Problem(403, "This path leads outside the shared folder.") from None
         except PermissionError:
-            raise _Problem(403, "This file or folder cannot be read.") from None
+            raise Problem(403, "This file or folder cannot be read.") from None
         except OSError:
-            raise _Problem(404, "There is no such file or folder here.") from None
+            raise Problem(404, "There is no such file or folder here.") from None
 
     def _find(self, parts: Parts) -> Optional[tuple[str, os.stat_result]]:
         """:meth:`_stat`, but ``None`` where it would answer 404."""
         try:
             return self._stat(parts)
-        except _Problem as problem:
+        except Problem as problem:
             if problem.status == 404:
                 return None
             raise
@@ -318,15 +319,15 @@ class ZipApp:
         """The selection form's text fields (``path``, ``format``), in order."""
         length = request.content_length
         if length is not None and length > self.max_form_bytes:
-            raise _Problem(413, "The selection form is too large.")
+            raise Problem(413, "The selection form is too large.")
         if request.content_type == "multipart/form-data":
             if length is None:
-                raise _Problem(411, "Send the selection form with a Content-Length.")
+                raise Problem(411, "Send the selection form with a Content-Length.")
             return [(k, v) for k, v in request.POST.items() if isinstance(v, str)]
         if request.content_type not in ("application/x-www-form-urlencoded", ""):
-            raise _Problem(415, "Send the selection as a form.")
+            raise Problem(415, "Send the selection as a form.")
         body = request.body_file_raw.read(min(length or 0, self.max_form_bytes))
-        return _form_fields(body)
+        return form_fields(body)
 
     def new_stream(self, fmt: str) -> ArchiveStream:
         """The empty archive of format ``fmt`` (``zip``, ``tar``, ``tar.gz``) a download
@@ -345,16 +346,16 @@ class ZipApp:
         stream = self.new_stream(fmt)
         try:
             for real, arcname in items:
-                stream.add_found(_printable_names(self.root.found(real, arcname, folder)))
+                stream.add_found(printable_names(self.root.found(real, arcname, folder)))
         except PermissionError:
             stream.close()
-            raise _Problem(403, "Part of this folder cannot be read.") from None
+            raise Problem(403, "Part of this folder cannot be read.") from None
         except OSError:  # SourceUnavailableError too: something vanished since the check
             stream.close()
-            raise _Problem(404, "A file changed or vanished; reload and try again.") from None
+            raise Problem(404, "A file changed or vanished; reload and try again.") from None
         except ArchiveNameError:
             stream.close()
-            raise _Problem(500, "A name in this folder cannot be stored in an archive.") from None
+            raise Problem(500, "A name in this folder cannot be stored in an archive.") from None
         except BaseException:
             stream.close()
             raise
@@ -373,168 +374,15 @@ class ZipApp:
             except (OSError, OutsideRootError):
                 taken = True
             if not taken:
-                return _url(base, sibling, slash=False)
+                return url(base, sibling, slash=False)
         query = "?download" if fmt == ZIP else "?download&format=" + quote(fmt)
-        return _url(base, parts, slash=True) + query
+        return url(base, parts, slash=True) + query
 
     def _redirect(self, request: webob.Request, parts: Parts) -> webob.Response:
         """To the folder URL with its slash; built from checked segments, so a path like
         ``//evil.example`` cannot become a redirect to another host."""
-        location = _url(_script_name(request.environ), parts, slash=True)
+        location = url(script_name(request.environ), parts, slash=True)
         query = request.environ.get("QUERY_STRING", "")
         response = webob.Response(status=308 if request.method == "POST" else 301)
         response.location = location + ("?" + query if query else "")
         return response
-
-
-class _FileBody:
-    """A file's bytes for WebOb: opened only when iterated (HEAD and 304 never open it),
-    bounded to the size announced, and closed whichever way the response ends."""
-
-    __slots__ = ("path", "size", "_passes")
-
-    def __init__(self, path: str, size: int) -> None:
-        self.path = path
-        self.size = size
-        self._passes: list[Iterator[bytes]] = []
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.app_iter_range(0, None)
-
-    def app_iter_range(self, start: int, stop: Optional[int]) -> Iterator[bytes]:
-        gen = self._read(start, self.size if stop is None else stop)
-        self._passes.append(gen)
-        return gen
-
-    def _read(self, start: int, stop: int) -> Iterator[bytes]:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        with open(os.open(self.path, flags), "rb") as file:
-            file.seek(start)
-            remaining = stop - start
-            while remaining > 0:
-                data = file.read(min(_CHUNK, remaining))
-                if not data:
-                    return
-                remaining -= len(data)
-                yield data
-
-    def close(self) -> None:
-        for gen in self._passes:
-            gen.close()  # type: ignore[attr-defined]
-
-
-def _file_response(real: str, st: os.stat_result, validator: str = "local") -> webob.Response:
-    """One file, answered by the same RFC 9110 decision as zips (preconditions, Range
-    and multipart, 304/412/416, HEAD without opening the file)."""
-    content_type, encoding = mimetypes.guess_type(real)
-    if content_type is None or encoding is not None:
-        # "x.tar.gz" would otherwise go out as Content-Encoding: gzip and be unpacked.
-        content_type = "application/octet-stream"
-    response = RangedResponse(
-        _FileBody(real, st.st_size),
-        content_type=content_type,
-        size=st.st_size,
-        etag=_file_etag(st, validator),
-        last_modified=int(st.st_mtime),
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    return response
-
-
-def _file_etag(st: os.stat_result, validator: str) -> str:
-    """A strong ETag for one file. ``"local"`` adds inode and ctime: a rewrite in place
-    that keeps size and mtime still changes the ctime, so If-Range gives a 200, not a
-    206 joining two versions. ``"portable"``: size and mtime, the same on every replica."""
-    if validator == "portable":
-        return f"{st.st_size:x}-{st.st_mtime_ns // 10**9:x}"
-    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ctime_ns:x}"
-
-
-def _printable_names(found: Iterable[Found]) -> Iterator[Found]:
-    """Walked entries with names a browser can show (see :func:`_printable`)."""
-    for item in found:
-        item.arcname = _printable(item.arcname)
-        yield item
-
-
-def _path_info(environ: WSGIEnvironment) -> str:
-    """PATH_INFO as the file system spells names: bytes (PEP 3333's latin-1 str) decoded
-    like ``os.fsdecode``, so names that are not UTF-8 still match."""
-    try:
-        return os.fsdecode(environ.get("PATH_INFO", "").encode("latin-1"))
-    except UnicodeEncodeError:  # a server that broke PEP 3333's rule
-        raise _Problem(400, "The request path is malformed.") from None
-
-
-def _printable(name: str) -> str:
-    """A name whose bytes were not UTF-8 (``os.fsdecode`` kept them as surrogates) with
-    each such byte shown as U+FFFD: zip names must be valid UTF-8."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _script_name(environ: WSGIEnvironment) -> str:
-    return quote(environ.get("SCRIPT_NAME", "").encode("latin-1").rstrip(b"/"), safe="/")
-
-
-def _url(base: str, parts: Parts, *, slash: bool) -> str:
-    """An absolute path under ``base`` with every segment percent-encoded."""
-    path = "".join("/" + quote(os.fsencode(part), safe="") for part in parts)
-    return base + (path + "/" if slash else path or "/")
-
-
-def _form_fields(data: bytes) -> list[tuple[str, str]]:
-    """Decode ``application/x-www-form-urlencoded`` bytes, names decoded like file names.
-
-    Not ``urllib.parse.parse_qsl``: it cannot take raw non-ASCII bytes in a query string.
-    """
-    fields = []
-    for pair in data.split(b"&"):
-        if not pair:
-            continue
-        key, _, value = pair.partition(b"=")
-        fields.append((
-            os.fsdecode(unquote_to_bytes(key.replace(b"+", b" "))),
-            os.fsdecode(unquote_to_bytes(value.replace(b"+", b" "))),
-        ))
-    return fields
-
-
-#: What a folder URL can answer, by media type, in order of preference on a tie.
-_ACCEPTED: dict[str, Optional[str]] = {
-    "text/html": None,
-    "application/zip": ZIP,
-    "application/x-tar": "tar",
-    "application/gzip": "tar.gz",
-}
-
-
-def _accepted_format(request: webob.Request) -> Optional[str]:
-    """The archive format the client prefers to the page (``Accept: application/zip``,
-    ``application/x-tar``, ``application/gzip`` for a tar.gz), or None for the page.
-
-    Browsers send ``*/*``, which matches all; ties go to the page, then in this order.
-    """
-    offers = request.accept.acceptable_offers(list(_ACCEPTED))
-    return _ACCEPTED[offers[0][0]] if offers else None
-
-
-def _chosen_format(fields: list[tuple[str, str]]) -> Optional[str]:
-    """The ``format`` field's archive format (the first one given), or None if absent;
-    400 for a value that names none."""
-    for key, value in fields:
-        if key == "format":
-            try:
-                return format_name(value)
-            except ValueError:
-                raise _Problem(400, "Unknown archive format: choose zip, tar or tar.gz.") from None
-    return None
-
-
-def _archive_suffix(name: str) -> tuple[str, str]:
-    """(stem, format) of a name ending in an archive suffix the app serves (``.zip``,
-    ``.tar``, ``.tar.gz``; case matters, as in file names), else ``("", "zip")``."""
-    for suffix, fmt in SUFFIXES:
-        if suffix[1:] == fmt and name.endswith(suffix):
-            return name[: -len(suffix)], fmt
-    return "", ZIP
