@@ -173,7 +173,7 @@ def test_failure_midway_removes_the_partial_file(
         out.write(b"PK partial")
         raise SourceChangedError("photos/a.bin changed size while streaming")
 
-    monkeypatch.setattr(cli, "_write", failing_write)
+    monkeypatch.setattr(cli.pack_command, "_write", failing_write)
     out = tmp_path / "out.zip"
     assert cli.main(["pack", str(tree), "-o", str(out)]) == 1
     assert capsys.readouterr().err == "zipwsgi: photos/a.bin changed size while streaming\n"
@@ -208,12 +208,13 @@ def test_usage_errors(
 
 def test_progress_bar() -> None:
     stream = io.StringIO()
-    progress = cli._Progress(2048, stream)
+    progress = cli.pack_command._Progress(2048, stream)
     progress.advance(1024)
     progress.advance(1024)
     progress.finish()
     last = stream.getvalue().split("\r")[-1]
-    assert last.startswith("[" + "#" * cli._Progress.WIDTH + "] 100%  2.0 KiB / 2.0 KiB")
+    full = "#" * cli.pack_command._Progress.WIDTH
+    assert last.startswith("[" + full + "] 100%  2.0 KiB / 2.0 KiB")
     assert last.endswith("\n")
 
 
