@@ -558,3 +558,24 @@ def test_gzip_ranges_are_slices_of_the_stream(specs, cuts):
     start, stop = sorted(cuts)
     assert drain(_build(specs, "gzip").app_iter_range(start, stop)) == full[start:stop]
     assert gzip.decompress(full) == drain(_build(specs))
+
+
+def test_gzip_memory_stays_bounded():
+    """Input queued for the threads stays under 2 blocks per worker, whatever the length."""
+    import tracemalloc
+
+    def chunks():
+        line = b"a line of log text that compresses, more or less %d\n"
+        for i in range(96):  # 24 MiB in 256 KiB chunks
+            yield b"".join(line % (i * 5000 + k) for k in range(5000))[: 256 * 1024].ljust(
+                256 * 1024, b"."
+            )
+
+    tracemalloc.start()
+    try:
+        total = sum(len(piece) for piece in gzip_member(chunks(), 1, workers=2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total < 24 * 1024 * 1024
+    assert peak < 10 * 1024 * 1024, peak  # 2 workers: 4 MiB queued + results + the cut
