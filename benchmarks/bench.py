@@ -1125,7 +1125,7 @@ def print_markdown_tables(results: list[tuple[Case, list[Row]]]) -> None:
         print("|---|---:|---:|---:|---:|---:|")
         for line in table_rows(case, rows):
             name, kind, seconds, _, mbps, size, rss, ratio, note = line
-            label = f"{name} (limit)" if kind == "limit" else name
+            label = (f"{name} (limit)" if kind == "limit" else name).replace("|", "\\|")
             if note and seconds == "-":
                 seconds = note.split(":")[0]
             print(f"| {label} | {seconds} | {mbps} | {size} | {rss} | {ratio} |")
