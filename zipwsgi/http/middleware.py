@@ -56,14 +56,14 @@ from __future__ import annotations
 import calendar
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
 
 import webob
 from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
 from zipwsgi.allocator import tune_allocator
-from zipwsgi.engine.choice import ZIP, archive_stem, format_name, new_archive
+from zipwsgi.engine.choice import archive_stem, new_archive
 from zipwsgi.engine.compression import Level, check_level
 from zipwsgi.engine.options import check_compression, check_validator
 from zipwsgi.engine.stream import ArchiveStream
@@ -77,6 +77,7 @@ from zipwsgi.http.manifest_archive import (
 from zipwsgi.http.responses import archive_response
 from zipwsgi.http.roots import Roots
 from zipwsgi.http.subrequest import CONDITIONAL_KEYS, SUBREQUEST_KEY
+from zipwsgi.http.upstream import UpstreamAnswer
 from zipwsgi.http.wsgi import (
     Captured,
     LoggedBody,
@@ -199,14 +200,14 @@ class ZipMiddleware:
         clean = _clean_environ(environ) if retry else None
         app_environ = {**environ, "REQUEST_METHOD": "GET"} if head else environ
 
-        answer = _Answer(start_response, head, self.max_manifest_bytes)
+        answer = UpstreamAnswer(start_response, head, self.max_manifest_bytes)
         answer.call(self.app, app_environ)
         if clean is not None and answer.is_archive() and not answer.status.startswith("200"):
             log.debug("%s %s: the app answered %r to a conditional request for an archive; "
                       "asking again without Range/If-* headers", method, request_path(client),
                       answer.status)
             answer.close()
-            answer = _Answer(start_response, head, self.max_manifest_bytes)
+            answer = UpstreamAnswer(start_response, head, self.max_manifest_bytes)
             answer.call(self.app, clean)
 
         if answer.committed:
@@ -233,7 +234,7 @@ class ZipMiddleware:
     # -- the two triggers -----------------------------------------------------------------
 
     def _withhold(
-        self, answer: _Answer, client: dict[str, Any], start_response: StartResponse
+        self, answer: UpstreamAnswer, client: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         """A manifest answer that is not a 200: its status and headers go to the client,
         its body (the manifest, the backend's private message) never does."""
@@ -250,7 +251,7 @@ class ZipMiddleware:
         return [] if client.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def _serve_manifest(
-        self, answer: _Answer, client: dict[str, Any], start_response: StartResponse
+        self, answer: UpstreamAnswer, client: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         fmt = answer.archive_format()
         if fmt is None:
@@ -283,7 +284,7 @@ class ZipMiddleware:
     def _serve_stream(
         self,
         stream: ArchiveStream,
-        answer: _Answer,
+        answer: UpstreamAnswer,
         client: dict[str, Any],
         start_response: StartResponse,
     ) -> Iterable[bytes]:
@@ -298,7 +299,7 @@ class ZipMiddleware:
     def _respond(
         self,
         stream: ArchiveStream,
-        answer: _Answer,
+        answer: UpstreamAnswer,
         client: dict[str, Any],
         start_response: StartResponse,
         subrequests: Subrequests,
@@ -352,113 +353,6 @@ class ZipMiddleware:
             ("Cache-Control", "no-store"),
         ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
-
-
-# -- calling the app ----------------------------------------------------------------------
-
-
-class _Answer(Captured):
-    """One call of the app: its status, headers and body, held back until we decide.
-
-    If the app uses PEP 3333's ``write()`` for a response without the manifest header,
-    the answer is committed on the spot (status and headers forwarded, the write passed
-    on): such a body cannot be a marker object, and buffering it would break streaming.
-    """
-
-    def __init__(self, start_response: StartResponse, head: bool, limit: int) -> None:
-        super().__init__()
-        self._start_response = start_response
-        self._real_write: Any = None
-        self.head = head
-        self.limit = limit
-        self.written_size = 0
-        self.committed = False
-
-    def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], Any]:
-        if self.committed:
-            self._real_write = self._start_response(
-                status, strip_archive_headers(headers), exc_info
-            )
-            return self.write
-        self.status, self.headers, self.exc_info = status, list(headers), exc_info
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        if not self.committed and self.header("X-Archive-Files") is None:
-            self._commit()
-        if self.committed:
-            if not self.head:
-                self._real_write(data)
-            return
-        self.written_size += len(data)
-        if self.written_size <= self.limit:
-            self.written.append(data)
-
-    def _commit(self) -> None:
-        self.committed = True
-        self._real_write = self._start_response(
-            self.status, strip_archive_headers(self.headers), self.exc_info
-        )
-        for data in self.written:
-            if not self.head:
-                self._real_write(data)
-        self.written = []
-
-    def archive_format(self) -> Optional[str]:
-        """The format this answer asks for by header, or None; a marker object needs no
-        header. ``zip`` matches as a prefix, as in mod_zip (``zip; x=y`` is a zip);
-        ``tar``, ``tar.gz`` and ``tgz`` match whole, in any case. Any other value is
-        refused with a 500: the body is a manifest all the same, and a manifest never
-        reaches the client (mod_zip would pass it through)."""
-        files = self.header("X-Archive-Files")
-        if files is None:
-            return None
-        value = files.strip().lower()
-        if value.startswith(ZIP):
-            return ZIP
-        try:
-            return format_name(value)
-        except ValueError:
-            return None
-
-    def is_archive(self) -> bool:
-        """Whether the app sent a manifest (whatever format it names)."""
-        return self.header("X-Archive-Files") is not None
-
-    def pass_through(self) -> Iterable[bytes]:
-        """Forward the answer as the app gave it (minus ``X-Archive-*`` headers)."""
-        if not self.committed:
-            self.committed = True
-            write = self._start_response(
-                self.status, strip_archive_headers(self.headers), self.exc_info
-            )
-            if self.written and not self.head:
-                for data in self.written:
-                    write(data)
-        if self.head:
-            self.close()
-            return []
-        return self.body
-
-    def read_body(self) -> bytes:
-        """The whole body (the manifest), bounded by the limit; the body is closed."""
-        chunks, size = list(self.written), self.written_size
-        try:
-            for chunk in self.body:
-                size += len(chunk)
-                if size > self.limit:
-                    break
-                chunks.append(chunk)
-        finally:
-            self.close()
-        if size > self.limit:
-            raise Refusal(
-                f"manifest exceeds max_manifest_bytes={self.limit}",
-                "manifest larger than the configured limit",
-            )
-        return b"".join(chunks)
 
 
 def _unexpected(exc: Exception) -> Refusal:
