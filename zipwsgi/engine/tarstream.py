@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 from zipwsgi.engine.compression import Level, deflate_implementation
 from zipwsgi.engine.options import DEFAULT_CHUNK_SIZE, Compression
 from zipwsgi.engine.stream import ArchiveStream
-from zipwsgi.engine.writer import Pass, Writer, _slice
+from zipwsgi.engine.writer import Pass, Writer, forward_slice
 from zipwsgi.formats.entry import STORED
 from zipwsgi.formats.tar.layout import TarLayout
 
@@ -122,7 +122,7 @@ class TarStream(ArchiveStream):
         start = max(0, start or 0)
         if stop is not None:
             stop = max(start, stop)
-        iterator = Pass(_slice(self._gzip_pass(), start, stop))
+        iterator = Pass(forward_slice(self._gzip_pass(), start, stop))
         self._passes.add(iterator)
         return iterator
 

@@ -95,7 +95,7 @@ class Writer:
         plan = self.stream.plan
         if plan.size is not None:
             return self._sized(plan, start, stop if stop is not None else plan.size)
-        return _slice(self._sequential(), start, stop)
+        return forward_slice(self._sequential(), start, stop)
 
     # -- sized archives: every offset is known; start anywhere ----------------------------
 
@@ -348,7 +348,7 @@ def _settle_crc(entry: Entry, crc: int) -> None:
     entry.crc_found = crc
 
 
-def _slice(chunks: Iterator[bytes], start: int, stop: Optional[int]) -> Iterator[bytes]:
+def forward_slice(chunks: Iterator[bytes], start: int, stop: Optional[int]) -> Iterator[bytes]:
     """Bytes [start, stop) of a forward-only stream (unsized archives cannot seek)."""
     if start == 0 and stop is None:
         yield from chunks
