@@ -31,15 +31,23 @@ MENU = b"espresso\n" * 1000
 TEXT = ("report line\n" * 20_000).encode()  # compressible: gzip levels differ on it
 
 
-@pytest.fixture()
-def files(tmp_path: Path) -> Path:
-    root = tmp_path / "files"
+def make_files(root: Path, random_size: int, mtime: Optional[int] = None) -> Path:
+    """The tree the tar HTTP tests serve: a non-ASCII folder, random and compressible
+    data, an empty file; ``mtime`` fixes every mtime (two processes must agree)."""
     (root / "café").mkdir(parents=True)
     (root / "café" / "menu.txt").write_bytes(MENU)
-    (root / "random.bin").write_bytes(os.urandom(100_000))
+    (root / "random.bin").write_bytes(os.urandom(random_size))
     (root / "report.txt").write_bytes(TEXT)
     (root / "empty.txt").write_bytes(b"")
+    if mtime is not None:
+        for path in root.rglob("*"):
+            os.utime(path, (mtime, mtime))
     return root
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> Path:
+    return make_files(tmp_path / "files", 100_000)
 
 
 def manifest(files: Path, crc: str = "-", hello: bool = True) -> bytes:

@@ -21,7 +21,7 @@ import pytest
 from readers import _compare, _tree, need, scratch_dir
 from servers import ServerProcess, stop_process, thread_server
 from tar_readers import check_all_tar, check_tarfile
-from test_tar_http import HELLO, MENU, TEXT, make_app
+from test_tar_http import HELLO, MENU, TEXT, make_app, make_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,17 +43,9 @@ SERVER_SCRIPT = textwrap.dedent(
 
 @pytest.fixture()
 def files(tmp_path: Path) -> Path:
-    """The same tree as test_tar_http's fixture, with fixed mtimes: two processes must
-    agree on them, and a test can rewrite the tree the same way."""
-    root = tmp_path / "files"
-    (root / "café").mkdir(parents=True)
-    (root / "café" / "menu.txt").write_bytes(MENU)
-    (root / "random.bin").write_bytes(os.urandom(300_000))
-    (root / "report.txt").write_bytes(TEXT)
-    (root / "empty.txt").write_bytes(b"")
-    for path in root.rglob("*"):
-        os.utime(path, (1_700_000_000, 1_700_000_000))
-    return root
+    """test_tar_http's tree with fixed mtimes: two processes must agree on them, and a
+    test can rewrite the tree the same way."""
+    return make_files(tmp_path / "files", 300_000, mtime=1_700_000_000)
 
 
 def curl(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
