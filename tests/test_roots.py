@@ -180,23 +180,39 @@ def test_a_root_that_is_a_file_is_refused(served: Path) -> None:
 # --- the folders cache -----------------------------------------------------------------------
 
 
-def test_the_folders_cache_holds_every_step_but_the_last(served: Path) -> None:
+def test_the_folders_cache_holds_each_folder_once(served: Path) -> None:
     folders: dict[str, str] = {}
     roots = Roots({"/files/": served})
     path, _ = roots.locate("/files/alias/b.txt", folders)
     assert path == str(served / "sub" / "b.txt")
-    assert folders == {str(served / "alias"): str(served / "sub")}
+    roots.locate("/files/alias/c.txt", folders)  # missing files are located too
+    assert list(folders.values()) == [str(served / "sub")]
 
 
 def test_the_folders_cache_is_used(served: Path, tmp_path: Path) -> None:
-    """A cached step is not looked at again: what the cache says is where the path goes
+    """A cached folder is not looked at again: what the cache says is where the path goes
     (which is why a cache lives for one manifest only)."""
     roots = Roots({"/files/": served})
-    folders = {str(served / "sub"): str(served / "alias-target-from-cache")}
+    folders: dict[str, str] = {}
+    roots.locate("/files/sub/a.txt", folders)
+    (key,) = folders
+    folders[key] = str(served / "alias-target-from-cache")
     path, _ = roots.locate("/files/sub/b.txt", folders)
     assert path == str(served / "alias-target-from-cache" / "b.txt")
     # Without the cache the same location resolves from disk.
     assert roots.locate("/files/sub/b.txt")[0] == str(served / "sub" / "b.txt")
+
+
+def test_one_cache_for_nested_roots_keeps_each_root_confined(served: Path, tmp_path: Path) -> None:
+    """A link inside the outer root that leaves the inner one: resolved under the outer
+    root first, it must not be taken as inside the inner root from the cache."""
+    inner = served / "sub"
+    (inner / "up").symlink_to(served)  # inside "/outer/", outside "/inner/"
+    roots = Roots({"/outer/": served, "/inner/": inner})
+    folders: dict[str, str] = {}
+    assert roots.locate("/outer/sub/up/a.txt", folders)[0] == str(served / "a.txt")
+    with pytest.raises(OutsideRootError):
+        roots.locate("/inner/up/a.txt", folders)
 
 
 def test_a_fresh_cache_sees_a_folder_swapped_for_a_link(served: Path, tmp_path: Path) -> None:

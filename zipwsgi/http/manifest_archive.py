@@ -138,9 +138,17 @@ class ManifestArchive:
         self, entry: ManifestEntry, folders: dict[str, str]
     ) -> Optional[tuple[str, Optional[os.stat_result]]]:
         outside = "location outside the allowed folders"
+        location = entry.location
         try:
-            split_url_path(entry.location.partition("?")[0])
-            return self.roots.locate(entry.location, folders)
+            if "?" in location:  # a decoded %3F: what precedes it is checked on its own too
+                split_url_path(location.partition("?")[0])
+            # Under a root, locate() splits the whole location (and refuses "..", NUL,
+            # backslashes, excess length); any other location is split here, so a
+            # sub-request never carries them either. Once per entry, never twice.
+            located = self.roots.locate(location, folders)
+            if located is None:
+                split_url_path(location)
+            return located
         except OutsideRootError as exc:
             raise Refusal(str(exc), outside) from None
         except PathTooLongError as exc:

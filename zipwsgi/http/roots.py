@@ -27,7 +27,7 @@ import os
 from typing import Mapping, Optional, Union
 
 from zipwsgi.errors import OutsideRootError
-from zipwsgi.paths import Root
+from zipwsgi.paths import Root, split_url_path
 
 __all__ = ["Roots"]
 
@@ -51,7 +51,7 @@ class Roots:
             normalised[prefix] = os.fspath(directory)
         # Longest first, so "/files/private/" beats "/files/".
         self._roots = sorted(normalised.items(), key=lambda item: len(item[0]), reverse=True)
-        self._made: dict[str, Root] = {}
+        self._made: dict[str, tuple[Root, int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._roots)
@@ -80,12 +80,14 @@ class Roots:
         matched = self.match(location)
         if matched is None:
             return None
-        prefix, rest = matched
-        root = self._root(prefix)
         try:
-            parts = root.split(rest)
+            # The whole location is split once (its limits count the prefix too); the
+            # prefix's own segments come first and are dropped below.
+            parts = split_url_path(location)
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
+        root, depth = self._root(matched[0])
+        parts = parts[depth:]
         if not parts:
             raise OutsideRootError(f"location names the root folder itself: {location!r}")
         try:
@@ -93,10 +95,14 @@ class Roots:
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
 
-    def _root(self, prefix: str) -> Root:
-        """The :class:`Root` for ``prefix``, made on first use (the folder must exist)."""
-        root = self._made.get(prefix)
-        if root is None:
+    def _root(self, prefix: str) -> tuple[Root, int]:
+        """The :class:`Root` for ``prefix``, made on first use (the folder must exist),
+        and how many segments the prefix itself splits into."""
+        made = self._made.get(prefix)
+        if made is None:
             directory = dict(self._roots)[prefix]
-            root = self._made[prefix] = Root(directory, show_hidden=True)
-        return root
+            # Hidden names are the app's choice in a manifest (see the module docstring),
+            # so the root does not refuse them: its split is not needed here.
+            made = self._made[prefix] = (Root(directory, show_hidden=True),
+                                         len(split_url_path(prefix)))
+        return made

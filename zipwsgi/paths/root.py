@@ -67,6 +67,9 @@ class Root:
         self.show_hidden = show_hidden
         #: The root's own name (what its archive is called); empty for the file system root.
         self.name = os.path.basename(self.path)
+        # What the folders cache of :meth:`locate` keys this root's folders by: its path
+        # and a NUL (in no path), then the folder's segments as given.
+        self._cache_key = self.path + "\0"
 
     def split(self, url_path: str) -> tuple[str, ...]:
         """The segments of a decoded, ``/``-separated path, checked for traversal tricks.
@@ -93,21 +96,43 @@ class Root:
         """:meth:`resolve`, plus the last step's ``lstat`` when it is not a symlink (so
         it is the path's own stat; None otherwise).
 
-        ``folders`` caches the resolved steps before the last one, for callers that
-        resolve many paths at once (a manifest): files in one folder then cost one
-        ``lstat`` each instead of one per path segment. Keep it for one batch only, so a
-        folder swapped for a symlink later is seen.
+        ``folders`` caches the resolved folder of each path's parent, for callers that
+        resolve many paths at once (a manifest): files in one folder then cost one dict
+        lookup and one ``lstat`` each instead of one ``lstat`` per path segment. Keys
+        name this root too, so one cache may serve several roots: a folder that a link
+        makes reachable under an outer root is not taken as inside an inner one. Keep
+        it for one batch only, so a folder swapped for a symlink later is seen.
         """
+        last = len(parts) - 1
+        if folders is not None and last > 0:
+            key = self._cache_key + "/".join(parts[:last])
+            folder = folders.get(key)
+            if folder is None:
+                folder = self._walk(parts[:last])
+                if folder is None:  # a step is missing: nothing to cache
+                    return self._walk_all(parts)
+                folders[key] = folder
+            return self._last_step(folder, parts[last])
+        return self._walk_all(parts)
+
+    def _walk(self, parts: tuple[str, ...]) -> Optional[str]:
+        """The real path of the folder ``parts`` names (checked inside the root), or None
+        when a step does not exist or cannot be read."""
+        current = self.path
+        for part in parts:
+            candidate = current + part if current.endswith(os.sep) else current + os.sep + part
+            try:
+                is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+            except OSError:
+                return None
+            current = self._followed(candidate) if is_link else candidate
+        return current
+
+    def _walk_all(self, parts: tuple[str, ...]) -> tuple[str, Optional[os.stat_result]]:
         current = self.path
         st: Optional[os.stat_result] = None
-        last = len(parts) - 1
         for index, part in enumerate(parts):
             candidate = current + part if current.endswith(os.sep) else current + os.sep + part
-            if folders is not None and index < last:
-                known = folders.get(candidate)
-                if known is not None:
-                    current = known
-                    continue
             try:
                 st = os.lstat(candidate)
                 is_link = stat.S_ISLNK(st.st_mode)
@@ -125,16 +150,33 @@ class Root:
             # A plain step below a real path inside the root stays inside (``split`` let
             # no "..", "/" or NUL through); only a symlink's target must be checked.
             if is_link:
-                current, st = os.path.realpath(candidate), None
-                if not is_within(current, self.path):
-                    raise OutsideRootError("path leaves the root")
+                current, st = self._followed(candidate), None
             else:
                 current = candidate
-            if folders is not None and index < last:
-                folders[candidate] = current
         if not self._visible(current):
             raise FileNotFoundError("hidden path")
         return current, st
+
+    def _last_step(self, folder: str, part: str) -> tuple[str, Optional[os.stat_result]]:
+        """:meth:`locate`'s last step below the real ``folder`` (the common case of a
+        manifest: its folder is cached, so this is all a file costs)."""
+        candidate = folder + part if folder.endswith(os.sep) else folder + os.sep + part
+        try:
+            st: Optional[os.stat_result] = os.lstat(candidate)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            candidate, st = self._followed(candidate), None
+        if not self._visible(candidate):
+            raise FileNotFoundError("hidden path")
+        return candidate, st
+
+    def _followed(self, link: str) -> str:
+        """The real path a symlink inside the root leads to; it must stay inside."""
+        real = os.path.realpath(link)
+        if not is_within(real, self.path):
+            raise OutsideRootError("path leaves the root")
+        return real
 
     def stat(self, parts: tuple[str, ...]) -> tuple[str, os.stat_result]:
         """:meth:`resolve`, then ``os.stat``: raises ``FileNotFoundError`` if absent, and
