@@ -127,6 +127,14 @@ class ArchiveStream:
             level=level,
         )
 
+    def add_file(self, source: FileSource, arcname: str, *, crc: Optional[int] = None) -> None:
+        """:meth:`add` for a file already described by a :class:`FileSource`, with its
+        size and mtime and the default mode: what a manifest line gives. The same
+        checks as :meth:`add` (name, uniqueness, CRC and size ranges), without sorting
+        out what kind of data it is: a manifest adds one per line before the first byte."""
+        self._append(normalise_name(arcname), source, source.size,
+                     source.mtime, None, crc, None, None)
+
     def mkdir(
         self, arcname: str, *, mtime: Optional[float] = None, mode: Optional[int] = None
     ) -> None:

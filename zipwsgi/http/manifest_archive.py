@@ -90,6 +90,7 @@ class ManifestArchive:
             raise Refusal(f"bad manifest: X-Archive-Charset: {exc}", "bad manifest") from None
         subrequests: Subrequests = []
         folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
+        add_file = stream.add_file
         for entry in entries:
             try:
                 if entry.is_directory:
@@ -98,8 +99,8 @@ class ManifestArchive:
                 located = self._locate(entry, folders)
                 if located is not None:
                     path, st = located
-                    stream.add(FileSource(path, _checked_stat(entry, path, st)), entry.name,
-                               crc=entry.crc)
+                    add_file(FileSource(path, _checked_stat(entry, path, st)), entry.name,
+                             crc=entry.crc)
                     continue
                 if not self.allow_subrequests:
                     raise Refusal("under no root, and sub-requests are disabled",

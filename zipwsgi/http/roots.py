@@ -77,8 +77,10 @@ class Roots:
         its root in any way, :class:`NotADirectoryError` if the root folder is missing.
         Does not check that the file exists.
         """
-        matched = self.match(location)
-        if matched is None:
+        for prefix, _ in self._roots:  # match(), without making the rest of the path
+            if location.startswith(prefix):
+                break
+        else:
             return None
         try:
             # The whole location is split once (its limits count the prefix too); the
@@ -86,7 +88,7 @@ class Roots:
             parts = split_url_path(location)
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
-        root, depth = self._root(matched[0])
+        root, depth = self._root(prefix)
         parts = parts[depth:]
         if not parts:
             raise OutsideRootError(f"location names the root folder itself: {location!r}")

@@ -34,7 +34,8 @@ def split_url_path(url_path: str) -> tuple[str, ...]:
         raise OutsideRootError("NUL or backslash in path")
     if len(url_path) > MAX_PATH_BYTES // 4 and len(os.fsencode(url_path)) > MAX_PATH_BYTES:
         raise PathTooLongError(f"path longer than {MAX_PATH_BYTES} bytes")
-    parts = tuple(url_path.split("/"))
+    # Without the leading slashes most paths have no empty segment, and skip the filter.
+    parts = tuple(url_path.lstrip("/").split("/"))
     if "" in parts or "." in parts:
         parts = tuple(part for part in parts if part not in ("", "."))
     if ".." in parts:

@@ -40,6 +40,10 @@ class ZipEntryFacts:
 
 _ZIP64 = 1 << 24
 _DESCRIPTOR = 1 << 25
+# Record lengths of an entry with a plain UTF-8 name and no zip64, less the name.
+_PLAIN_LOCAL = zf.local_header_size(b"", zf.EXT_TIMESTAMP_SIZE, False)
+_PLAIN_CENTRAL = zf.central_header_size(b"", zf.EXT_TIMESTAMP_SIZE, 0)
+_DESCRIPTOR_32_SIZE = zf.descriptor_size(False)
 
 
 def _facts(entry: Entry) -> Optional[ZipEntryFacts]:
@@ -178,6 +182,17 @@ class ZipLayout:
             entry.layout = ZipEntryFacts(bits, name, name_extra)
 
     def planned_sizes(self, entry: Entry, offset: int) -> tuple[int, int, int]:
+        plain = entry.layout
+        if type(plain) is int and not plain & _ZIP64 and offset < zf.ZIP64_LIMIT:
+            # Most entries (asked once each before the first byte): a UTF-8 name, no
+            # zip64 anywhere, the timestamp field alone; the same sums as below.
+            text = entry.name
+            length = len(text) if text.isascii() else len(text.encode("utf-8"))
+            return (
+                _PLAIN_LOCAL + length,
+                _DESCRIPTOR_32_SIZE if plain & _DESCRIPTOR else 0,
+                _PLAIN_CENTRAL + length,
+            )
         bits = _bits(entry)
         zip64 = bool(bits & _ZIP64)
         name = _name(entry)
