@@ -110,6 +110,17 @@ def test_pax_header_only_where_ustar_cannot_hold_the_value(name, size, mtime, ke
     assert found == keys
 
 
+@pytest.mark.parametrize("name, size", [("a.txt", 0), ("a.txt", 513), ("é" * 120, 7),
+                                        ("x", 8 * GiB)])
+def test_records_are_the_header_and_the_footer(name, size):
+    """The writer's one call for a small file gives the bytes of the two calls."""
+    layout = TarLayout()
+    entry = _entry(name, size, 0)
+    layout.prepare(entry)
+    assert layout.records(entry, 0, 0) == (layout.header(entry, 0),
+                                           layout.footer(entry, 0, size, size))
+
+
 def test_a_member_over_8_gib_is_planned_and_ranged_without_reading_it():
     """The size goes into a pax record; the header can be served (a range) without
     opening the source, and the plan's size is exact."""

@@ -315,3 +315,30 @@ def test_planned_sizes_are_the_written_lengths(
     )
     assert layout.trailer_size(1, cd_offset, share) == len(trailer)
     assert share == len(trailer) - zf.end_records_size(1, cd_offset, share)
+
+
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=name_text,
+    size=st.integers(0, 2**40),
+    crc=st.one_of(st.none(), st.integers(0, 0xFFFFFFFF)),
+    crc_ahead=st.booleans(),
+    charset=st.sampled_from([None, "native", "cp437"]),
+    offset=st.integers(0, 2**40),
+)
+def test_records_are_the_header_and_the_footer(name, size, crc, crc_ahead, charset, offset) -> None:
+    """The writer's one call for a small file gives the bytes of the two calls (its fast
+    path for plain entries included)."""
+    layout = ZipLayout(charset=charset)
+    e = entry(name, size, crc=crc, crc_ahead=crc_ahead)
+    try:
+        layout.prepare(e)
+    except ArchiveNameError:
+        reject()
+    real_crc = crc if crc is not None else 0x5A5A5A5A
+    if crc is None and crc_ahead:
+        e.crc_found = real_crc  # a crc_ahead header is written once the CRC is known
+    assert layout.records(e, offset, real_crc) == (
+        layout.header(e, offset),
+        layout.footer(e, real_crc, size, size),
+    )

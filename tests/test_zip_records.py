@@ -477,3 +477,34 @@ def test_hand_assembled_zip64_archive_reads_with_zipfile() -> None:
     assert struct.pack("<I", 0x06064B50) in archive
     assert eocd(archive)[3] == MAX16
     check_with_zipfile(archive, members)
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    name=st.binary(max_size=300),
+    extra=st.binary(max_size=40),
+    flags=st.integers(0, 0xFFFF),
+    method=st.sampled_from([zf.METHOD_STORED, zf.METHOD_DEFLATED]),
+    crc=st.integers(0, 0xFFFFFFFF),
+    size=st.integers(0, zf.ZIP64_LIMIT - 1),
+    compressed=st.integers(0, zf.ZIP64_LIMIT - 1),
+    offset=st.integers(0, zf.ZIP64_LIMIT - 1),
+    attr=st.integers(0, 0xFFFFFFFF),
+)
+def test_plain_records_are_the_general_records_without_zip64(
+    name, extra, flags, method, crc, size, compressed, offset, attr
+) -> None:
+    """The positional fast path writes the bytes the keyword functions write."""
+    assert zf.plain_local_header(name, flags, method, 0x5821, 0x6000, crc, size, extra) == (
+        zf.local_header(
+            name=name, flags=flags, method=method, dos_date=0x5821, dos_time=0x6000, crc=crc,
+            compressed_size=size, size=size, extra=extra, zip64=False,
+        )
+    )
+    assert zf.plain_central_header(
+        name, flags, method, 0x5821, 0x6000, crc, compressed, size, offset, attr, extra
+    ) == zf.central_header(
+        name=name, flags=flags, method=method, dos_date=0x5821, dos_time=0x6000, crc=crc,
+        compressed_size=compressed, size=size, offset=offset, external_attr=attr,
+        extra=extra, entry_zip64=False,
+    )

@@ -69,16 +69,18 @@ class FileSource(Source):
         except OSError as exc:
             raise SourceUnavailableError(f"cannot open {self.path}: {exc.strerror}") from exc
         try:
-            st = os.fstat(fd)
-            if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
-                raise SourceChangedError(
-                    f"file changed since the archive was planned: {self.path} "
-                    f"(size {self.size} -> {st.st_size})"
-                )
+            self._check(os.fstat(fd))
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _check(self, st: os.stat_result) -> None:
+        if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
+            raise SourceChangedError(
+                f"file changed since the archive was planned: {self.path} "
+                f"(size {self.size} -> {st.st_size})"
+            )
 
     def open(self) -> Reader:
         return _FileReader(self._open_checked(), self.path, cast(int, self.size))
@@ -86,9 +88,16 @@ class FileSource(Source):
     def read_all(self, size: int) -> bytes:
         # The small-file path, in one function: open, check, one read of size+1 bytes
         # (it fetches the data and proves nothing follows), close. For files of a few KiB
-        # the Python around these four syscalls costs as much as the syscalls themselves.
-        fd = self._open_checked()
+        # the Python around these four syscalls costs as much as the syscalls themselves,
+        # so _open_checked's work is inline here (the same open and the same check).
         try:
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            fd = self._open_checked()  # fails again, with its messages (or opens, checked)
+        try:
+            st = os.fstat(fd)
+            if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
+                self._check(st)
             data = os.read(fd, size + 1)
             if len(data) == size:
                 return data
@@ -138,7 +147,8 @@ class FolderFile(FileSource):
         self.name = name
         self.size = st.st_size
         self._mtime_ns = st.st_mtime_ns
-        self._identity = _identity(st)
+        # _identity(st), inline: one of these is made per walked file.
+        self._identity = hash((st.st_dev, st.st_ino, st.st_ctime_ns))
 
     @property
     def path(self) -> str:

@@ -232,13 +232,27 @@ class ArchiveStream:
         directory entries, files with the stat the walk made (no second stat)."""
         folders: Optional[FolderFiles] = None
         folder_of: Optional[str] = None
+        # The fast path: what _append does for a file, inline, with what every file of
+        # the walk shares settled once (method, level, the CRC-ahead choice). Walked
+        # names are normal already and their parents are folders this walk has added,
+        # so only the name itself can clash; a clash or an impossible size goes through
+        # _append, which raises. About 1.5 us less per file than a call of _append.
+        method = self.compression if compression is None else check_compression(compression)
+        deflate_level = self.level if level is None else check_level(level)
+        ahead = self.precompute_crc and method == STORED  # files are reopenable
+        names = self._names
+        unique = not self.allow_duplicates
+        append = self._entries.append
+        prepare = self._layout.prepare
+        shared = self._shared_ints
         for item in found:
             st = item.st
-            if stat.S_ISDIR(st.st_mode):
-                self.mkdir(item.arcname, mtime=st.st_mtime, mode=st.st_mode)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                self.mkdir(item.arcname, mtime=st.st_mtime, mode=mode)
                 continue
             name = item.arcname
-            if item.plain:
+            if item.target is None and name.endswith(item.name):  # Found.plain
                 # Walked files keep no path of their own: the folder's prefix, shared by
                 # all its files, plus the end of the archive name rebuild it.
                 if item.folder is not folder_of:
@@ -247,19 +261,30 @@ class ArchiveStream:
                 source: Source = FolderFile(folders, name, st)  # type: ignore[arg-type]
             else:
                 source = FileSource(item.path, st)
-            # Straight to _append: walked names are normal already, and their parents are
-            # folders this walk has added, so only the name itself is new.
-            self._append(
+            size = st.st_size
+            if (unique and (name in names or name + "/" in names)) or size > MAX_ENTRY_SIZE:
+                self._append(name, source, size, st.st_mtime, mode, None, compression, level,
+                             parents_checked=True)
+                continue
+            entry = Entry(
                 name,
+                False,
                 source,
-                st.st_size,
-                st.st_mtime,
-                st.st_mode,
-                None,
-                compression,
-                level,
-                parents_checked=True,
+                size,
+                int(st.st_mtime),
+                shared.setdefault(mode, mode),
+                method,
+                deflate_level,
+                None if size else 0,  # the CRC of nothing is known up front
+                ahead and size != 0,
             )
+            prepare(entry)
+            bits = entry.layout
+            if type(bits) is int:
+                entry.layout = shared.setdefault(bits, bits)
+            append(entry)
+            names[name] = None
+        self._plan = None
 
     def _append(
         self,

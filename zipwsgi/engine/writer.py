@@ -72,6 +72,11 @@ class Batcher:
         self.pieces.append(piece)
         self.size += length
 
+    def put_entry(self, pieces: tuple[bytes, bytes, bytes], length: int) -> None:
+        """:meth:`put` of a small entry's header, data and footer in one call."""
+        self.pieces += pieces
+        self.size += length
+
     def take(self) -> bytes:
         out = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
         self.pieces, self.size = [], 0
@@ -105,6 +110,8 @@ class Writer:
         count = len(entries)
         batch = Batcher(self.chunk)
         put = batch.put
+        put_entry = batch.put_entry
+        records = layout.records
         pos = start
         index = plan.entry_at(start) if start < plan.trailer_offset else count  # type: ignore[operator]
         small = self.chunk
@@ -123,13 +130,9 @@ class Writer:
                 if entry.is_dir:
                     put(layout.header(entry, offset), end - offset)  # type: ignore[operator]
                 else:
-                    data = self._small_data(entry)  # first: a crc_ahead header needs its CRC
-                    put(layout.header(entry, offset), 0)
-                    if end > footer_at:  # type: ignore[operator]
-                        put(data, 0)
-                        put(layout.footer(entry, entry.crc, data_size, data_size), end - offset)  # type: ignore[arg-type,operator]
-                    else:
-                        put(data, end - offset)  # type: ignore[operator]
+                    data, crc = self._small_data(entry)  # first: a crc_ahead header needs it
+                    header, footer = records(entry, offset, crc)
+                    put_entry((header, data, footer), end - offset)  # type: ignore[operator]
                 pos = end  # type: ignore[assignment]
                 if batch.size >= small:
                     yield batch.take()
@@ -184,16 +187,22 @@ class Writer:
             crc = self._crc_of(entry)
         return (plan.offsets[index], crc, entry.size, entry.size)  # type: ignore[return-value]
 
-    def _small_data(self, entry: Entry) -> bytes:
-        """All of a small entry's bytes in one read, checked against its promised size."""
+    def _small_data(self, entry: Entry) -> tuple[bytes, int]:
+        """All of a small entry's bytes in one read, checked against its promised size,
+        and their CRC (0 where the format needs none)."""
         try:
             source: Source = entry.source
             data = source.read_all(entry.size)  # type: ignore[arg-type]
         except SourceError as exc:
             raise type(exc)(f"{entry.name!r}: {exc}") from exc
         if self.needs_crc:  # every pass: an earlier pass's CRC says nothing of these bytes
-            _settle_crc(entry, crc32(data))
-        return data
+            crc = crc32(data)
+            if entry.crc_given is None and entry.crc_found is None:
+                entry.crc_found = crc  # the first pass, nothing to compare: no call
+            else:
+                _settle_crc(entry, crc)
+            return data, crc
+        return data, 0
 
     def _crc_of(self, entry: Entry) -> int:
         """The entry's CRC, reading the whole entry once if no pass has computed it yet."""

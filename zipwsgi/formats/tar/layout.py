@@ -147,6 +147,9 @@ class TarLayout:
         head = tf.ustar_header(field, prefix, entry.mode, size, mtime, typeflag)
         return tf.pax_block(pax_header_name(name), entry.layout, mtime) + head  # type: ignore[arg-type]
 
+    def records(self, entry: Entry, offset: int, crc: int) -> tuple[bytes, bytes]:
+        return self.header(entry, offset), bytes(-entry.size % tf.BLOCK)  # type: ignore[operator]
+
     def footer_size(self, entry: Entry) -> int:
         return 0 if entry.is_dir else tf.padding(entry.size)  # type: ignore[arg-type]
 

@@ -161,6 +161,23 @@ def local_header(
     )
 
 
+def plain_local_header(
+    name: bytes, flags: int, method: int, dos_date: int, dos_time: int, crc: int, size: int,
+    extra: bytes,
+) -> bytes:
+    """:func:`local_header` of an entry without zip64 whose two sizes are equal (stored,
+    or both 0), positional: the same bytes, built for most entries of an archive at a
+    fraction of the call's cost (the layout's fast path; a test compares the two)."""
+    return (
+        _LOCAL.pack(
+            LOCAL_HEADER_SIG, VERSION_DEFAULT, flags, method, dos_time, dos_date, crc, size,
+            size, len(name), len(extra),
+        )
+        + name
+        + extra
+    )
+
+
 def local_header_size(name: bytes, extra_size: int, zip64: bool) -> int:
     return LOCAL_HEADER_SIZE + len(name) + extra_size + (20 if zip64 else 0)
 
@@ -234,6 +251,23 @@ def central_header(
             0,  # internal attributes
             external_attr,
             MAX32 if offset >= ZIP64_LIMIT else offset,
+        )
+        + name
+        + extra
+    )
+
+
+def plain_central_header(
+    name: bytes, flags: int, method: int, dos_date: int, dos_time: int, crc: int,
+    compressed_size: int, size: int, offset: int, external_attr: int, extra: bytes,
+) -> bytes:
+    """:func:`central_header` of an entry without zip64 whose sizes and offset are all
+    below ``ZIP64_LIMIT`` (the caller checks), positional: the same bytes, cheaper."""
+    return (
+        _CENTRAL.pack(
+            CENTRAL_HEADER_SIG, VERSION_MADE_BY, VERSION_DEFAULT, flags, method, dos_time,
+            dos_date, crc, compressed_size, size, len(name), len(extra), 0, 0, 0,
+            external_attr, offset,
         )
         + name
         + extra
