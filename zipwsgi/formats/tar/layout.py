@@ -148,7 +148,14 @@ class TarLayout:
         return tf.pax_block(pax_header_name(name), entry.layout, mtime) + head  # type: ignore[arg-type]
 
     def records(self, entry: Entry, offset: int, crc: int) -> tuple[bytes, bytes]:
-        return self.header(entry, offset), bytes(-entry.size % tf.BLOCK)  # type: ignore[operator]
+        size: int = entry.size  # type: ignore[assignment]
+        if entry.layout == _PLAIN:
+            raw = entry.name.encode()
+            if len(raw) <= tf.NAME_FIELD:
+                # Most files: header()'s first case, without its call and its checks.
+                header = tf.ustar_header(raw, b"", entry.mode, size, entry.mtime, tf.TYPE_FILE)
+                return header, bytes(-size % tf.BLOCK)
+        return self.header(entry, offset), bytes(-size % tf.BLOCK)
 
     def footer_size(self, entry: Entry) -> int:
         return 0 if entry.is_dir else tf.padding(entry.size)  # type: ignore[arg-type]
