@@ -16,12 +16,14 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MTIME",
     "VALIDATORS",
+    "VERIFY_SIZES",
     "ZIP_DEFLATED",
     "ZIP_STORED",
     "Compression",
     "check_compression",
     "check_level",
     "check_validator",
+    "check_verify_sizes",
 ]
 
 #: Bytes read from a source at a time, and the size the writer batches small records to.
@@ -40,12 +42,23 @@ Compression = Union[str, int]
 
 
 VALIDATORS = ("local", "portable")
+#: When a manifest's files are checked against the sizes it gives: all before the first
+#: byte (``"eager"``), or each when the stream reaches it (``"lazy"``, mod_zip's trade).
+VERIFY_SIZES = ("eager", "lazy")
 
 
 def check_validator(value: str) -> str:
     """``value`` if it names a validator (see :meth:`ArchiveStream.fingerprint`)."""
     if value not in VALIDATORS:
         raise ValueError(f"validator must be one of {VALIDATORS}, not {value!r}")
+    return value
+
+
+def check_verify_sizes(value: str) -> str:
+    """``value`` if it says when files are checked (see ``ZipMiddleware``'s
+    ``verify_sizes``)."""
+    if value not in VERIFY_SIZES:
+        raise ValueError(f"verify_sizes must be one of {VERIFY_SIZES}, not {value!r}")
     return value
 
 

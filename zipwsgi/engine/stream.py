@@ -17,6 +17,7 @@ import weakref
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from zipwsgi.engine.compression import Level, check_level, crc32
+from zipwsgi.engine.deferred import DeferredFile, pending
 from zipwsgi.engine.files import FileSource, FolderFile, FolderFiles
 from zipwsgi.engine.names import AddedPaths, check_unique
 from zipwsgi.engine.options import (
@@ -90,6 +91,11 @@ class ArchiveStream:
         self._plan: Optional[Plan] = None
         self._passes: weakref.WeakSet[Pass] = weakref.WeakSet()
         self._added = AddedPaths()
+        # True once a DeferredFile is added: its mtime is known only when streamed.
+        self._deferred = False
+        # add_file's last folder whose names are known not to be files, and the count of
+        # names when that was true.
+        self._parents_ok: tuple[str, int] = ("", -1)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -132,8 +138,18 @@ class ArchiveStream:
         size and mtime and the default mode: what a manifest line gives. The same
         checks as :meth:`add` (name, uniqueness, CRC and size ranges), without sorting
         out what kind of data it is: a manifest adds one per line before the first byte."""
-        self._append(normalise_name(arcname), source, source.size,
-                     source.mtime, None, crc, None, None)
+        if type(source) is DeferredFile:
+            self._deferred = True
+        name = normalise_name(arcname)
+        # Files of one folder usually come one after another: their folder's names were
+        # checked for the first one (none is a file), and if nothing but these files was
+        # added since (the count of names says so), they still are.
+        parent = name.rpartition("/")[0]
+        names = self._names
+        checked = self._parents_ok == (parent, len(names))
+        self._append(name, source, source.size, source.mtime, None, crc, None, None,
+                     parents_checked=checked)
+        self._parents_ok = (parent, len(names))
 
     def mkdir(
         self, arcname: str, *, mtime: Optional[float] = None, mode: Optional[int] = None
@@ -377,6 +393,8 @@ class ArchiveStream:
         """Newest entry mtime in Unix seconds (for Last-Modified), or None for an empty
         archive. An int, so :func:`zipwsgi.http.responses.archive_response`, Django's
         ``http_date`` and werkzeug take it as it is; see :attr:`last_modified_datetime`."""
+        if self._deferred and pending(self._entries):
+            return None  # some mtimes are only known once streamed
         return max((e.mtime for e in self._entries), default=None)
 
     @property
@@ -409,6 +427,8 @@ class ArchiveStream:
           manifest gives CRCs (then every whole entry is checked while streaming; a
           range holding only part of an entry is not).
         """
+        if self._deferred and pending(self._entries):
+            return None  # files not stat-ed yet: nothing says which version they are
         return fingerprint(self._layout, self._entries, self.validator, self.precompute_crc)
 
     # -- streaming --------------------------------------------------------------------------

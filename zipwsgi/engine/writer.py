@@ -12,6 +12,7 @@ import weakref
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 from zipwsgi.engine.compression import crc32
+from zipwsgi.engine.deferred import settle
 from zipwsgi.engine.plan import Plan
 from zipwsgi.engine.sources import Reader, Source
 from zipwsgi.errors import SourceChangedError, SourceError
@@ -96,6 +97,9 @@ class Writer:
         # A format that writes no CRC (tar) must not pay for one, nor read an entry that
         # a range skips just to learn it.
         self.needs_crc = stream._layout.needs_crc
+        # Some files are stat-ed only now (verify_sizes="lazy"): each entry is settled
+        # right before its header or its records are written (engine/deferred.py).
+        self.deferred = stream._deferred
 
     def generate(self, start: int, stop: Optional[int]) -> Iterator[bytes]:
         plan = self.stream.plan
@@ -116,8 +120,11 @@ class Writer:
         pos = start
         index = plan.entry_at(start) if start < plan.trailer_offset else count  # type: ignore[operator]
         small = self.chunk
+        deferred = self.deferred
         while index < count and pos < stop:
             entry = entries[index]
+            if deferred:
+                settle(entry, layout)
             offset = offsets[index]
             data_at = data_offsets[index]
             data_size = 0 if entry.is_dir else entry.size
@@ -181,6 +188,8 @@ class Writer:
 
     def _record(self, plan: Plan, index: int) -> EntryRecord:
         entry = self.entries[index]
+        if self.deferred:
+            settle(entry, self.layout)
         if entry.is_dir:
             return (plan.offsets[index], 0, 0, 0)
         if not self.needs_crc:
@@ -260,6 +269,8 @@ class Writer:
         records: list[EntryRecord] = []
         pos = 0
         for entry in entries:
+            if self.deferred:
+                settle(entry, layout)
             if entry.crc_ahead:
                 self._crc_of(entry)
             header = layout.header(entry, pos)

@@ -7,6 +7,9 @@ public text names the line number and the kind of problem, never a location or a
 Locations under a root are files on disk, confined by :mod:`zipwsgi.paths` and stat-ed
 here (one ``lstat`` each in the common case); any other location becomes a
 :class:`~zipwsgi.http.subrequest.SubrequestSource` that asks the app when streamed.
+With ``verify_sizes="lazy"`` a location's text is checked here (no ``..``, NUL or
+backslash, under a root) and the file is found, confined and stat-ed only when the
+stream reaches it (:mod:`zipwsgi.engine.deferred`): the manifest's sizes make the plan.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import os
 import stat
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
+from zipwsgi.engine.deferred import DeferredFile
 from zipwsgi.engine.files import FileSource
+from zipwsgi.engine.options import check_verify_sizes
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import (
     ArchiveNameError,
@@ -58,6 +63,7 @@ class ManifestArchive:
         max_entries: int,
         max_bytes: int,
         allow_subrequests: bool,
+        verify_sizes: str = "eager",
     ) -> None:
         self.app = app
         self.roots = roots
@@ -65,6 +71,7 @@ class ManifestArchive:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.allow_subrequests = allow_subrequests
+        self.lazy = check_verify_sizes(verify_sizes) == "lazy"
 
     def build(
         self,
@@ -78,8 +85,10 @@ class ManifestArchive:
         """The ``fmt`` stream for a manifest body; raises :class:`Refusal` naming the
         bad line.
 
-        Every file is stat-ed here, before the first byte; sub-request entries are only
-        described (the app is asked when the stream reaches them, or by the check).
+        Every file is stat-ed here, before the first byte (``verify_sizes="lazy"``: its
+        location is checked by its text here, and the file is found and stat-ed when the
+        stream reaches it, see :mod:`zipwsgi.engine.deferred`); sub-request entries are
+        only described (the app is asked when the stream reaches them, or by the check).
         """
         charset = _charset(charset_header)
         entries = self._parse(body, charset)
@@ -91,13 +100,18 @@ class ManifestArchive:
         subrequests: Subrequests = []
         folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
         add_file = stream.add_file
+        finder = _Finder(self.roots) if self.lazy else None
         for entry in entries:
             try:
                 if entry.is_directory:
                     stream.mkdir(entry.name)
                     continue
-                located = self._locate(entry, folders)
-                if located is not None:
+                if finder is not None:
+                    if self._under_root(entry):
+                        add_file(DeferredFile(finder, entry.location, entry.size), entry.name,
+                                 crc=entry.crc)
+                        continue
+                elif (located := self._locate(entry, folders)) is not None:
                     path, st = located
                     add_file(FileSource(path, _checked_stat(entry, path, st)), entry.name,
                              crc=entry.crc)
@@ -138,7 +152,6 @@ class ManifestArchive:
     def _locate(
         self, entry: ManifestEntry, folders: dict[str, str]
     ) -> Optional[tuple[str, Optional[os.stat_result]]]:
-        outside = "location outside the allowed folders"
         location = entry.location
         try:
             if "?" in location:  # a decoded %3F: what precedes it is checked on its own too
@@ -150,12 +163,50 @@ class ManifestArchive:
             if located is None:
                 split_url_path(location)
             return located
-        except OutsideRootError as exc:
-            raise Refusal(str(exc), outside) from None
-        except PathTooLongError as exc:
-            raise Refusal(str(exc), "location too long") from None
-        except OSError as exc:  # the root folder itself is missing
-            raise Refusal(f"root folder unavailable: {exc}", "file not found") from None
+        except OSError as exc:
+            raise _location_refusal(exc) from None
+
+    def _under_root(self, entry: ManifestEntry) -> bool:
+        """:meth:`_locate` without the disk: True if the location is under a root and
+        its text stays inside it (the lazy mode finds the file when streaming)."""
+        location = entry.location
+        try:
+            if "?" in location:
+                split_url_path(location.partition("?")[0])
+            if self.roots.split(location) is not None:
+                return True
+            split_url_path(location)
+            return False
+        except OSError as exc:
+            raise _location_refusal(exc) from None
+
+
+class _Finder:
+    """Finds a lazy manifest's files when the stream reaches them (a
+    :class:`~zipwsgi.engine.deferred.FileFinder`), with the same confinement and the
+    same folder cache, for this one manifest, as the eager build."""
+
+    __slots__ = ("roots", "folders")
+
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.folders: dict[str, str] = {}
+
+    def find(self, key: str) -> tuple[str, Optional[os.stat_result]]:
+        located = self.roots.locate(key, self.folders)
+        if located is None:  # checked when added; only a bug of ours gets here
+            raise OutsideRootError(f"location under no root: {key!r}")
+        return located
+
+
+def _location_refusal(exc: OSError) -> Refusal:
+    """What the client and the log are told about a location that may not be read."""
+    if isinstance(exc, OutsideRootError):
+        return Refusal(str(exc), "location outside the allowed folders")
+    if isinstance(exc, PathTooLongError):
+        return Refusal(str(exc), "location too long")
+    # The root folder itself is missing.
+    return Refusal(f"root folder unavailable: {exc}", "file not found")
 
 
 def _charset(header: Optional[str]) -> Optional[str]:

@@ -136,6 +136,14 @@ class ZipMiddleware:
     file rewritten in place on this host, ``"portable"`` gives the same ETag on replicas
     serving copies (see :meth:`~zipwsgi.engine.stream.ArchiveStream.fingerprint` for the
     risk). An ETag the app sets itself wins over both.
+    ``verify_sizes`` says when a manifest's files are checked: ``"eager"`` (default)
+    stats each before the first byte, so a missing file or a wrong size is a clean 500;
+    ``"lazy"`` trusts the manifest's sizes, as nginx mod_zip does, so no file is
+    stat-ed before the first byte: each location is still checked by its text before
+    it, and the file is confined, stat-ed and compared when the stream reaches it,
+    cutting the connection if it is missing, outside its root or of another size
+    (:mod:`zipwsgi.engine.deferred`). The archive has no ETag or Last-Modified of its own (the
+    app's, if it sends them), so If-Range cannot resume it: a resume starts over.
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class ZipMiddleware:
         check_subrequests: bool = True,
         precompute_crc: bool = False,
         validator: str = "local",
+        verify_sizes: str = "eager",
     ) -> None:
         # Flat memory over many downloads in a long-lived server (zipwsgi/allocator.py).
         tune_allocator()
@@ -172,6 +181,7 @@ class ZipMiddleware:
             max_entries=max_entries,
             max_bytes=max_manifest_bytes,
             allow_subrequests=allow_subrequests,
+            verify_sizes=verify_sizes,
         )
 
     def new_stream(self, fmt: str, charset: Optional[str]) -> ArchiveStream:

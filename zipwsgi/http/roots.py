@@ -77,6 +77,20 @@ class Roots:
         its root in any way, :class:`NotADirectoryError` if the root folder is missing.
         Does not check that the file exists.
         """
+        split = self.split(location)
+        if split is None:
+            return None
+        root, parts = split
+        try:
+            return root.locate(parts, folders)
+        except OutsideRootError as exc:
+            raise OutsideRootError(f"{exc}: {location!r}") from None
+
+    def split(self, location: str) -> Optional[tuple[Root, tuple[str, ...]]]:
+        """The root ``location`` is under and its segments below that root, checked as
+        :meth:`locate` checks them but without looking at the disk (beyond making the
+        root on first use); None if the location is under no prefix. Raises as
+        :meth:`locate` does for a location that tries to leave its root by its text."""
         for prefix, _ in self._roots:  # match(), without making the rest of the path
             if location.startswith(prefix):
                 break
@@ -92,10 +106,7 @@ class Roots:
         parts = parts[depth:]
         if not parts:
             raise OutsideRootError(f"location names the root folder itself: {location!r}")
-        try:
-            return root.locate(parts, folders)
-        except OutsideRootError as exc:
-            raise OutsideRootError(f"{exc}: {location!r}") from None
+        return root, parts
 
     def _root(self, prefix: str) -> tuple[Root, int]:
         """The :class:`Root` for ``prefix``, made on first use (the folder must exist),
