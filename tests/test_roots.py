@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -224,3 +225,31 @@ def test_a_fresh_cache_sees_a_folder_swapped_for_a_link(served: Path, tmp_path: 
     (served / "sub").symlink_to(tmp_path / "outside")
     with pytest.raises(OutsideRootError):
         roots.locate("/files/sub/secret.txt", {})
+
+
+# --- the text of folders, split once ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["/files/sub/b.txt", "/files/sub/..", "/files/sub/.", "/files/sub/", "/files/sub/a\\b",
+     "/files/sub/a\x00b", "/files/sub/" + "é" * 1100, "/files/sub//b.txt", "files/sub/b.txt",
+     "/files/" + "d/" * 253 + "x", "/files/" + "d/" * 254 + "x", "/files/sub/%2e%2e"],
+)
+def test_a_known_folder_splits_its_files_as_the_first_did(served: Path, location: str) -> None:
+    """Roots.split remembers what a folder's text gave; each file's own segment must
+    still pass exactly the checks the whole location would."""
+
+    def outcome(roots: Roots) -> object:
+        try:
+            split = roots.split(location)
+        except OSError as exc:
+            return type(exc)
+        return None if split is None else split[1]
+
+    fresh = Roots({"/files/": served})
+    warm = Roots({"/files/": served})
+    folder = location.rpartition("/")[0] + "/"
+    with contextlib.suppress(OSError):
+        warm.split(folder + "warm.txt")  # the folder's text is known from here on
+    assert outcome(warm) == outcome(fresh)

@@ -27,9 +27,14 @@ import os
 from typing import Mapping, Optional, Union
 
 from zipwsgi.errors import OutsideRootError
-from zipwsgi.paths import Root, split_url_path
+from zipwsgi.paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, Root, split_url_path
 
 __all__ = ["Roots"]
+
+# Last segments that split_url_path drops or refuses: such locations take the long way.
+_SPECIAL = frozenset({"", ".", ".."})
+# Folder texts remembered by Roots.split; past this many it starts over (memory bound).
+_MAX_FOLDERS = 4096
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,7 +47,7 @@ class Roots:
     a root may be created after the middleware is.
     """
 
-    __slots__ = ("_roots", "_made")
+    __slots__ = ("_roots", "_made", "_folders")
 
     def __init__(self, roots: Optional[Mapping[str, PathLike]] = None) -> None:
         normalised: dict[str, str] = {}
@@ -52,6 +57,8 @@ class Roots:
         # Longest first, so "/files/private/" beats "/files/".
         self._roots = sorted(normalised.items(), key=lambda item: len(item[0]), reverse=True)
         self._made: dict[str, tuple[Root, int]] = {}
+        # The text of folder locations already split: (root, segments, count of all).
+        self._folders: dict[str, tuple[Root, tuple[str, ...], int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._roots)
@@ -91,6 +98,31 @@ class Roots:
         :meth:`locate` checks them but without looking at the disk (beyond making the
         root on first use); None if the location is under no prefix. Raises as
         :meth:`locate` does for a location that tries to leave its root by its text."""
+        # Per folder, not per file: a manifest names many files of few folders, and what
+        # the text of a folder's location gives (its root, its segments) never changes.
+        # A file's own segment then gets the checks split_url_path would give it.
+        folder, slash, last = location.rpartition("/")
+        folder += slash  # with its slash: "a" (no folder) and "/a" differ
+        known = self._folders.get(folder)
+        if (
+            known is not None
+            and last not in _SPECIAL
+            and "\\" not in last
+            and "\x00" not in last
+            and len(location) <= MAX_PATH_BYTES // 4  # so it cannot be too long in bytes
+            and known[2] < MAX_PATH_DEPTH
+        ):
+            return known[0], (*known[1], last)
+        split = self._split(location)
+        if split is not None and last not in _SPECIAL:
+            if len(self._folders) >= _MAX_FOLDERS:
+                self._folders.clear()
+            root, parts, depth = split
+            self._folders[folder] = (root, parts[:-1], depth - 1)
+        return None if split is None else split[:2]
+
+    def _split(self, location: str) -> Optional[tuple[Root, tuple[str, ...], int]]:
+        """:meth:`split`, and how many segments the whole location has."""
         for prefix, _ in self._roots:  # match(), without making the rest of the path
             if location.startswith(prefix):
                 break
@@ -103,10 +135,11 @@ class Roots:
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
         root, depth = self._root(prefix)
+        total = len(parts)
         parts = parts[depth:]
         if not parts:
             raise OutsideRootError(f"location names the root folder itself: {location!r}")
-        return root, parts
+        return root, parts, total
 
     def _root(self, prefix: str) -> tuple[Root, int]:
         """The :class:`Root` for ``prefix``, made on first use (the folder must exist),
