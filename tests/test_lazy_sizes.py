@@ -322,3 +322,18 @@ def test_over_waitress_an_unchanged_tree_downloads_as_eager(root: Path, tmp_path
     with thread_server(middleware(root, body, "lazy")) as url:
         code, _ = curl(url + "dl", out)
     assert code == 0 and out.read_bytes() == eager
+
+
+def test_deflate_reads_ahead_and_still_stops_at_a_wrong_size(root: Path) -> None:
+    """Deflate compresses ahead of the writer (threads open later entries early): a file
+    of the wrong size still raises, and only after the entries before it."""
+    (root / "sub" / "b.txt").write_bytes(b"bravo\n" * 49)
+    app = middleware(root, manifest(root, sizes={"sub/b.txt": 300}), "lazy",
+                     compression="deflate")
+    chunks = app(webob.Request.blank("/dl").environ, lambda *args: None)
+    received = b""
+    with pytest.raises(SourceChangedError, match="the manifest says 300 bytes"):
+        for chunk in chunks:
+            received += chunk
+    chunks.close()
+    assert received.startswith(b"PK") and b"out/big.bin" in received
