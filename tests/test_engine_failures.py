@@ -496,6 +496,10 @@ def test_symlink_to_a_sibling_directory_keeps_both(tmp_path):
         (("dir", "a"), ("file", "a")),
         (("file", "a"), ("file", "a/b")),
         (("file", "x/a"), ("dir", "x/a/b")),
+        # the other order: a name made "a" a folder, a file cannot take its place
+        (("file", "a/b"), ("file", "a")),
+        (("file", "x/a/b/c"), ("file", "x/a")),
+        (("dir", "a/b"), ("file", "a")),
     ],
 )
 def test_names_an_extractor_cannot_hold_together_are_refused(first, second):

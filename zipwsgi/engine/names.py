@@ -16,18 +16,26 @@ __all__ = ["AddedPaths", "check_unique"]
 
 
 def check_unique(
-names: Container[str], name: str, is_dir: bool, parents_checked: bool = False
+    names: Container[str],
+    name: str,
+    is_dir: bool,
+    parents_checked: bool = False,
+    folders: Container[str] = (),
 ) -> None:
     """Refuse names that extractors would silently merge or fail on.
 
-    Exact duplicates, a file and a folder of the same name (``a`` and ``a/``), and a
-    file standing where a later name needs a folder (``a`` then ``a/b``).
+    Exact duplicates, a file and a folder of the same name (``a`` and ``a/``), a file
+    standing where a later name needs a folder (``a`` then ``a/b``), and a file where an
+    earlier name made a folder (``a/b`` then ``a``: ``folders`` holds the folders that
+    names added so far imply, see :func:`record_folders`).
     """
     if name in names:
         raise DuplicateNameError(f"duplicate archive name: {name!r}")
     twin = name[:-1] if is_dir else name + "/"
     if twin in names:
         raise DuplicateNameError(f"{name!r} clashes with {twin!r}: a file and a folder")
+    if not is_dir and name in folders:
+        raise DuplicateNameError(f"{name!r} is a folder already (it holds earlier names)")
     if parents_checked:
         return
     parent = name.rstrip("/")
@@ -35,6 +43,18 @@ names: Container[str], name: str, is_dir: bool, parents_checked: bool = False
         parent = parent.rsplit("/", 1)[0]
         if parent in names:
             raise DuplicateNameError(f"{name!r} needs {parent!r} to be a folder, not a file")
+
+
+def record_folders(folders: dict[str, None], name: str) -> None:
+    """Note the folders ``name`` implies (``a/b/c`` implies ``a`` and ``a/b``). Stops at
+    the first one noted already: its parents were noted with it, so each folder costs
+    one lookup however many names it holds."""
+    parent = name.rstrip("/")
+    while "/" in parent:
+        parent = parent.rsplit("/", 1)[0]
+        if parent in folders:
+            return
+        folders[parent] = None
 
 
 class AddedPaths:

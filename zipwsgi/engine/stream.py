@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 from zipwsgi.engine.compression import Level, check_level, crc32
 from zipwsgi.engine.deferred import DeferredFile, pending
 from zipwsgi.engine.files import FileSource, FolderFile, FolderFiles
-from zipwsgi.engine.names import AddedPaths, check_unique
+from zipwsgi.engine.names import AddedPaths, check_unique, record_folders
 from zipwsgi.engine.options import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MTIME,
@@ -85,6 +85,8 @@ class ArchiveStream:
         self._entries: list[Entry] = []
         # A dict, not a set: about a third of the memory per name for the same lookups.
         self._names: dict[str, None] = {}
+        # The folders the names imply: one per folder, not per name.
+        self._folders: dict[str, None] = {}
         # Modes and layout bits repeat from entry to entry: one int object for each value
         # instead of one per entry (28 bytes each).
         self._shared_ints: dict[Any, Any] = {}
@@ -317,7 +319,7 @@ class ArchiveStream:
         parents_checked: bool = False,
     ) -> None:
         if not self.allow_duplicates:
-            check_unique(self._names, name, is_dir, parents_checked)
+            check_unique(self._names, name, is_dir, parents_checked, self._folders)
         if crc is not None and not 0 <= crc <= 0xFFFFFFFF:
             raise ValueError(f"crc out of range for {name!r}: {crc!r}")
         if size is not None and not 0 <= size <= MAX_ENTRY_SIZE:
@@ -354,6 +356,8 @@ class ArchiveStream:
             entry.layout = self._shared_ints.setdefault(entry.layout, entry.layout)
         self._entries.append(entry)
         self._names[name] = None
+        if "/" in name.rstrip("/"):
+            record_folders(self._folders, name)
         self._plan = None
 
     # -- what callers may ask before streaming --------------------------------------------
