@@ -60,7 +60,11 @@ def archive_response(
     when Django closes the response (after the download, a disconnect, HEAD, 304, 412
     or 416).
     """
-    _refuse_asgi(request)
+    try:
+        _refuse_asgi(request)
+    except NotImplementedError:
+        archive.close()  # what was handed over to it (open files) is not left open
+        raise
     decided = answer(
         request.META,
         archive,

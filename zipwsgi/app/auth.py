@@ -58,6 +58,9 @@ class BasicAuth:
             raise ValueError("a Basic user name cannot contain ':'")
         self.app = app
         self.username = username
+        # The realm is often a folder's name (zipwsgi serve): anything but printable ASCII
+        # (CR/LF, or 写真, which is not latin-1) would make every 401 a server error.
+        realm = "".join(c if " " <= c <= "~" else "_" for c in realm)
         self.realm = realm.replace("\\", "\\\\").replace('"', '\\"')
         self._expected = _digest(f"{username}:{password}".encode())
 

@@ -64,14 +64,18 @@ def answer(
     """
     stream = archive_of(archive)
     environ = dict(environ)  # webob may write into it; the framework's copy stays as it was
-    response = archive_response(
-        webob.Request(environ),
-        stream,
-        filename=filename,
-        etag=etag,
-        last_modified=last_modified,
-        headers=headers,
-    )
+    try:
+        response = archive_response(
+            webob.Request(environ),
+            stream,
+            filename=filename,
+            etag=etag,
+            last_modified=last_modified,
+            headers=headers,
+        )
+    except BaseException:  # no response will close it (an archive too large, say)
+        stream.close()
+        raise
     said: dict[str, Any] = {}
 
     def start_response(status: str, headerlist: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -69,11 +69,11 @@ _MONTHS = {m: i for i, m in enumerate(
 _MONTH = "(" + "|".join(_MONTHS) + ")"
 _TIME = r"(\d\d):(\d\d):(\d\d)"
 _IMF_FIXDATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) " + _MONTH
-                          + r" (\d{4}) " + _TIME + " GMT")
+                          + r" (\d{4}) " + _TIME + " GMT", re.ASCII)
 _RFC850 = re.compile(r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
-                     r"(\d\d)-" + _MONTH + r"-(\d\d) " + _TIME + " GMT")
+                     r"(\d\d)-" + _MONTH + r"-(\d\d) " + _TIME + " GMT", re.ASCII)
 _ASCTIME = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) " + _MONTH + r" ([ \d]\d) "
-                      + _TIME + r" (\d{4})")
+                      + _TIME + r" (\d{4})", re.ASCII)
 
 
 def parse_http_date(value: str, *, now_year: Optional[int] = None) -> Optional[int]:
@@ -113,8 +113,9 @@ def format_http_date(seconds: int) -> str:
 
 # -- ranges ---------------------------------------------------------------------------
 
-_INT_RANGE = re.compile(r"(\d+)-(\d*)")
-_SUFFIX_RANGE = re.compile(r"-(\d+)")
+# re.ASCII: DIGIT is 0-9 (RFC 5234); "\d" alone also takes "٣" or "３", and int() too.
+_INT_RANGE = re.compile(r"(\d+)-(\d*)", re.ASCII)
+_SUFFIX_RANGE = re.compile(r"-(\d+)", re.ASCII)
 _Spec = tuple[Optional[int], Optional[int]]  # (first, last) or (None, suffix length)
 
 

@@ -64,7 +64,17 @@ def pax_header_name(name: str) -> bytes:
     (other characters become ``_``), cut to fit. No process id or counter, so archives
     stay byte-identical."""
     ascii_name = name.rstrip("/").encode("ascii", "replace").replace(b"?", b"_")
-    return (_PAX_PREFIX + ascii_name)[: tf.NAME_FIELD]
+    return cut_name(_PAX_PREFIX + ascii_name)
+
+
+def cut_name(raw: bytes) -> bytes:
+    """``raw`` cut to the 100-byte name field, for readers that do not know pax: the cut
+    never ends in a ``..`` or ``.`` segment or a ``/`` (a file read as a folder, or a
+    name read as its parent), so what such a reader sees is as safe as the name."""
+    cut = raw[: tf.NAME_FIELD]
+    while cut and cut.rpartition(b"/")[2] in (b"", b".", b".."):
+        cut = cut.rpartition(b"/")[0]
+    return cut or b"_"
 
 
 class TarLayout:
@@ -139,7 +149,7 @@ class TarLayout:
         raw = raw_name(name)
         # Where a pax path overrides, the ustar fields still get what fits, for readers
         # that do not know pax.
-        prefix, field = tf.split_name(raw) or (b"", raw[: tf.NAME_FIELD])
+        prefix, field = tf.split_name(raw) or (b"", cut_name(raw))
         size = 0 if is_dir else entry.size
         if size is None or size >= tf.OCTAL_11_LIMIT:
             size = 0  # the pax header says it; GNU tar writes 0 here too
