@@ -5,18 +5,10 @@ where reading and CRC-32 run at gigabytes per second), and zlib, zlib-ng and isa
 release the GIL while they compress. So a pass hands the compression to a few threads
 while its own thread reads, computes CRCs and yields:
 
-- **Blocks, joined pigz-style.** An entry's data is cut into blocks of
-  :data:`BLOCK_SIZE` bytes. Each block gets a fresh compressor primed (``zdict``) with
-  the 32 KiB of data before it, so matches reach back across the cut as if nothing were
-  cut, and ends with ``Z_SYNC_FLUSH``, which closes the deflate block on a byte boundary
-  without ending the stream; the last block ends with ``Z_FINISH``. The concatenation is
-  one valid raw deflate stream, and the ratio stays within 0.1% of one compressor's.
-- **Deterministic.** Where blocks are cut depends only on the data (every block is
-  full-sized but the last, which holds what is left: 1 byte to a whole block, or nothing
-  for empty data), and which thread compresses a block never changes its bytes, so an
-  archive is the same on every run, with any number of workers (0 compresses inline),
-  whatever the thread timing. The bytes do depend on the level, the block size and the
-  library installed (and codecs.py avoids isal levels that are not reproducible).
+- **Blocks** (:mod:`zipwsgi.engine.blocks`): each entry's data is cut into blocks
+  compressed on every core and joined into one raw deflate stream, the same bytes with
+  any number of workers. The bytes do depend on the level, the block size and the
+  library installed (compression.py avoids isal levels that are not reproducible).
 - **Look-ahead.** Whole small and medium entries from files or bytes are read ahead (on
   the pass's own thread, one file open at a time) and queued, several small ones per
   job, so both cores stay busy across many small files. Errors met while reading ahead
@@ -30,73 +22,32 @@ while its own thread reads, computes CRCs and yields:
 - **Closed.** :meth:`ParallelDeflate.close` cancels queued work and joins the threads;
   the stream calls it when a pass ends, fails, or is closed mid-way.
 
-The cutting (:func:`read_blocks`), the per-block compression (:func:`compress_block`)
-and the job queue (:class:`BlockPool`) are shared with :mod:`zipwsgi.engine.gzip`,
-which compresses a whole tar stream into one gzip member the same way.
+The cutting, the per-block compression and the job queue live in
+:mod:`zipwsgi.engine.blocks`, shared with :mod:`zipwsgi.engine.gzip`, which compresses a
+whole tar stream into one gzip member the same way.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import zlib
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generator, Iterator, Optional, Sequence
 
+from zipwsgi.engine.blocks import (
+    BLOCK_SIZE,
+    WINDOW,
+    BlockPool,
+    Slot,
+    compress_block,
+    default_workers,
+    read_blocks,
+)
 from zipwsgi.engine.compression import FAST, CompressorFactory, crc32, deflater
 from zipwsgi.engine.files import FileSource
 from zipwsgi.engine.sources import BytesSource, Reader
 from zipwsgi.errors import SourceChangedError
 from zipwsgi.formats.entry import DEFLATE, Entry
 
-#: Bytes per independently compressed block: large enough that the per-block costs (a
-#: new compressor, priming it with 32 KiB, a sync marker) stay a small share of the work.
-BLOCK_SIZE = 1 << 20
-#: Deflate's window: the most history a block can refer back to.
-WINDOW = 32 * 1024
-#: Small entries read ahead are grouped into jobs of about this many input bytes: one
-#: thread hand-off per job instead of per file.
-_BATCH_BYTES = 256 * 1024
-
 _Opener = Callable[[Entry], Reader]
-_THREAD_NAME = "zipwsgi-deflate"
-
-
-def default_workers() -> int:
-    """Compression threads per pass when not told: the CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def compress_block(new: CompressorFactory, data: bytes, zdict: bytes, final: bool) -> bytes:
-    compressor = new(zdict)
-    return compressor.compress(data) + compressor.flush(
-        zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
-    )
-
-
-def _compress_all(pieces: list[tuple[CompressorFactory, bytes, bytes, bool]]) -> list[bytes]:
-    """One job for a worker thread: several blocks, compressed in order."""
-    return [compress_block(*piece) for piece in pieces]
-
-
-def _read_block(reader: Reader, size: int) -> bytes:
-    """Exactly ``size`` bytes, or fewer only at the end of the data (readers may return
-    short reads; block boundaries must not depend on them)."""
-    first = reader.read(size)
-    if len(first) == size or not first:
-        return first
-    parts, got = [first], len(first)
-    while got < size:
-        piece = reader.read(size - got)
-        if not piece:
-            break
-        parts.append(piece)
-        got += len(piece)
-    return b"".join(parts)
 
 
 def _whole(reader: Reader, entry: Entry) -> bytes:
@@ -116,45 +67,6 @@ def _cut(data: bytes, size: int) -> Iterator[tuple[bytes, bytes, bool]]:
         yield data[start : start + size], data[max(0, start - WINDOW) : start], start + size >= end
 
 
-def read_blocks(reader: Reader, size: int) -> Generator[tuple[bytes, bool], None, None]:
-    """``(block, final)`` pairs: full blocks, the last one holding what is left (empty
-    only when the data is)."""
-    held = _read_block(reader, size)
-    while True:
-        if len(held) < size:
-            yield held, True
-            return
-        following = _read_block(reader, size)
-        if not following:
-            yield held, True
-            return
-        yield held, False
-        held = following
-
-
-class _Job:
-    """Blocks compressed together by one worker; ``results`` once the main thread has them."""
-
-    __slots__ = ("pieces", "nbytes", "future", "results")
-
-    def __init__(self) -> None:
-        self.pieces: list[tuple[CompressorFactory, bytes, bytes, bool]] = []
-        self.nbytes = 0
-        self.future: Optional[Future[list[bytes]]] = None
-        self.results: Optional[list[Optional[bytes]]] = None
-
-
-class _Slot:
-    """Where one block's compressed bytes will be: job and index, and its input size."""
-
-    __slots__ = ("job", "index", "nbytes")
-
-    def __init__(self, job: _Job, index: int, nbytes: int) -> None:
-        self.job = job
-        self.index = index
-        self.nbytes = nbytes
-
-
 class _Ahead:
     """An entry read ahead: its blocks on their way, its size and CRC, or the error met."""
 
@@ -162,89 +74,10 @@ class _Ahead:
 
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
-        self.slots: list[_Slot] = []
+        self.slots: list[Slot] = []
         self.size = 0
         self.crc = 0
         self.error: Optional[BaseException] = None
-
-
-class BlockPool:
-    """Blocks handed to worker threads in jobs and taken back in order.
-
-    The one piece of machinery every parallel deflate here shares (a zip pass's
-    entries, a tar.gz stream): blocks are grouped into jobs of about
-    :data:`_BATCH_BYTES` (``alone`` hands a block over at once), ``pending`` counts the
-    input bytes queued and not yet taken, so callers can bound their memory, and
-    ``workers=0`` compresses inline, in the caller's thread.
-    """
-
-    __slots__ = ("workers", "pending", "_pool", "_batch")
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pending = 0
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._batch = _Job()
-
-    @property
-    def running(self) -> bool:
-        """True while worker threads exist (work has been handed over to them)."""
-        return self._pool is not None
-
-    def queue(
-        self, new: CompressorFactory, data: bytes, zdict: bytes, final: bool, alone: bool = False
-    ) -> _Slot:
-        """Queue one block; :meth:`take` of the slot returns its compressed bytes."""
-        job = self._batch
-        slot = _Slot(job, len(job.pieces), len(data))
-        job.pieces.append((new, data, zdict, final))
-        job.nbytes += len(data)
-        self.pending += len(data)
-        if alone or job.nbytes >= _BATCH_BYTES:
-            self.flush()
-        return slot
-
-    def flush(self) -> None:
-        """Hand the blocks queued so far to a worker as one job."""
-        job = self._batch
-        if not job.pieces:
-            return
-        self._batch = _Job()
-        if self.workers == 0:
-            job.results = _compress_all(job.pieces)  # type: ignore[assignment]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, _THREAD_NAME)
-            job.future = self._pool.submit(_compress_all, job.pieces)
-        job.pieces = []  # the worker holds its own reference until it is done
-
-    def take(self, slot: _Slot) -> bytes:
-        """The compressed bytes of ``slot``, waiting for its job if need be."""
-        job = slot.job
-        if job.results is None and job.future is None:
-            self.flush()  # not handed over yet (cannot happen in order; be safe)
-        if job.results is None:
-            job.results = job.future.result()  # type: ignore[union-attr,assignment]
-            job.future = None
-        out = job.results[slot.index]  # type: ignore[index]
-        job.results[slot.index] = None  # type: ignore[index]  # free it as it leaves
-        self.pending -= slot.nbytes
-        return out  # type: ignore[return-value]
-
-    def cancel(self) -> None:
-        """Drop queued work and join the threads (each finishes at most its job)."""
-        self._batch = _Job()
-        self.pending = 0
-        self.stop()
-
-    def stop(self) -> None:
-        """Join the worker threads; a later :meth:`queue` starts new ones."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # Join the threads, unless this runs in one of them (a garbage collection
-            # there may finalize a dropped pass): a thread cannot join itself.
-            inside = threading.current_thread().name.startswith(_THREAD_NAME)
-            pool.shutdown(wait=not inside, cancel_futures=True)
 
 
 class ParallelDeflate:
@@ -376,7 +209,7 @@ class ParallelDeflate:
 
     def _streamed(self, entry: Entry, index: int) -> Generator[bytes, None, tuple[int, int]]:
         new = self._deflater(entry)
-        mine: deque[_Slot] = deque()
+        mine: deque[Slot] = deque()
         crc = size = 0
         tail = b""
         self._next = max(self._next, index + 1)

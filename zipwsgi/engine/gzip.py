@@ -2,7 +2,7 @@
 
 A ``.tar.gz`` is a tar stream inside one gzip member. The deflate body is made exactly
 as a zip pass deflates a large entry (:mod:`zipwsgi.engine.deflate`, pigz-style): the
-input is cut into blocks of :data:`~zipwsgi.engine.deflate.BLOCK_SIZE`, each compressed
+input is cut into blocks of :data:`~zipwsgi.engine.blocks.BLOCK_SIZE`, each compressed
 by a worker thread with the 32 KiB before it as preset dictionary and ended with a sync
 flush, the last one with ``Z_FINISH``; the pieces join into one ordinary deflate stream.
 This thread cuts the blocks, computes the CRC-32 and yields the results in order.
@@ -28,8 +28,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from zipwsgi.engine.compression import CompressorFactory, Level, crc32, deflater
-from zipwsgi.engine.deflate import (
+from zipwsgi.engine.blocks import (
     BLOCK_SIZE,
     WINDOW,
     BlockPool,
@@ -37,10 +36,11 @@ from zipwsgi.engine.deflate import (
     default_workers,
     read_blocks,
 )
+from zipwsgi.engine.compression import CompressorFactory, Level, crc32, deflater
 from zipwsgi.engine.sources import ChunkReader
 
 if TYPE_CHECKING:
-    from zipwsgi.engine.deflate import _Slot
+    from zipwsgi.engine.blocks import Slot
 
 # ID1 ID2, CM deflate, FLG none, MTIME 0, XFL 0, OS 255 (unknown).
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -71,7 +71,7 @@ def _member(
     pool = BlockPool(workers)
     budget = 2 * max(1, workers) * block_size
     reader = ChunkReader(chunks)
-    queued: deque[_Slot] = deque()
+    queued: deque[Slot] = deque()
     crc = length = 0
     tail = b""
     try:
