@@ -517,3 +517,14 @@ def test_folders_and_their_children_are_not_clashes():
     zs.add(b"1", "a/b")
     zs.add(b"2", "a/c/d")
     assert zs.names == ["a/", "a/b", "a/c/d"]
+
+
+def test_a_walked_file_cannot_stand_where_an_earlier_name_made_a_folder(tmp_path):
+    """add_path's fast path for walked files checks the folders earlier names imply,
+    as add() does: ``d/a/b`` added, then a folder ``d`` holding a file ``a``."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"file a")
+    zs = ZipStream()
+    zs.add(b"x", "d/a/b")
+    with pytest.raises(DuplicateNameError, match="'d/a'"):
+        zs.add_path(tmp_path / "d", "d")
