@@ -5,6 +5,9 @@ WSGI server, socket buffers and a client. Here each implementation is served by 
 waitress process on a random 127.0.0.1 port and downloaded with curl, alternating between
 servers, so the ratio includes everything a real download pays for. A third server sends
 the raw input file through ``wsgi.file_wrapper``: the ceiling for this server and client.
+zipwsgi hands a sized archive of local files to waitress the same way
+(:mod:`zipwsgi.http.filelike`), so that row is its like-for-like limit; ``--zipwsgi-serve``
+runs every waitress server with the settings of ``zipwsgi serve`` instead of waitress's.
 
 Usage::
 
@@ -350,7 +353,14 @@ def serve_main(args: argparse.Namespace) -> int:
         settings["send_bytes"] = args.send_bytes
     if args.outbuf_overflow is not None:
         settings["outbuf_overflow"] = args.outbuf_overflow
-    server = waitress.create_server(app, host="127.0.0.1", port=0, **settings)
+    if args.outbuf_high_watermark is not None:
+        settings["outbuf_high_watermark"] = args.outbuf_high_watermark
+    if args.zipwsgi_serve:
+        from zipwsgi.serve import ServeSettings, create_server
+
+        server = create_server(app, "127.0.0.1", 0, ServeSettings(threads=args.threads))
+    else:
+        server = waitress.create_server(app, host="127.0.0.1", port=0, **settings)
     # Exit on our own even if the parent dies without stopping us.
     watchdog = threading.Timer(args.server_lifetime, os._exit, args=(0,))
     watchdog.daemon = True
@@ -489,6 +499,10 @@ def waitress_args(args: argparse.Namespace) -> tuple[str, ...]:
         out += ["--send-bytes", str(args.send_bytes)]
     if args.outbuf_overflow is not None:
         out += ["--outbuf-overflow", str(args.outbuf_overflow)]
+    if args.outbuf_high_watermark is not None:
+        out += ["--outbuf-high-watermark", str(args.outbuf_high_watermark)]
+    if args.zipwsgi_serve:
+        out += ["--zipwsgi-serve"]
     return tuple(out)
 
 
@@ -516,6 +530,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="waitress send_bytes (its default when not given)")
     parser.add_argument("--outbuf-overflow", type=int, default=None,
                         help="waitress outbuf_overflow (its default when not given)")
+    parser.add_argument("--outbuf-high-watermark", type=int, default=None,
+                        help="waitress outbuf_high_watermark (its default when not given)")
+    parser.add_argument("--zipwsgi-serve", action="store_true",
+                        help="serve with zipwsgi.serve's settings (what `zipwsgi serve` "
+                             "runs; --threads still applies) instead of waitress's")
     parser.add_argument("--serve", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

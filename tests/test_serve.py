@@ -5,6 +5,7 @@ server that keeps answering beside slow readers, half-open and stalled connectio
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
 import threading
@@ -210,6 +211,63 @@ def test_settings_memory_bound_is_documented() -> None:
     settings = ServeSettings()
     assert settings.memory_bound() == 128 * 768 * 1024  # the figure in the README
     assert settings.outbuf_high_watermark + 256 * 1024 < settings.outbuf_overflow
+    assert settings.file_memory_bound() == 1000 * 256 * 1024  # archives sent as files
+    assert settings.fds_needed() >= 2 * settings.connection_limit + settings.threads
+
+
+def test_stalled_archive_downloads_hold_no_thread_and_are_closed(share: Path) -> None:
+    """Sized archives go to waitress as files (zipwsgi.http.filelike): clients that stop
+    reading them pin no thread, and waitress's idle check closes them and their files."""
+    from waitress import wasyncore
+
+    large = share / "large"
+    large.mkdir()
+    with open(large / "part.bin", "wb") as f:
+        f.truncate(1 << 30)  # sparse
+    settings = ServeSettings(threads=2, channel_timeout=2, cleanup_interval=1)
+    server = create_server(ZipApp(share), "127.0.0.1", 0, settings)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                wasyncore.loop(timeout=0.05, map=server._map, count=1, use_poll=True)
+        finally:
+            wasyncore.close_all(server._map)
+            server.task_dispatcher.shutdown()
+
+    def open_parts() -> int:
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(large / "part.bin")
+                   for fd in os.listdir("/proc/self/fd"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    port = int(server.effective_port)
+    url = f"http://127.0.0.1:{port}/"
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(3):  # more than there are threads
+            sock = socket.socket()
+            stalled.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /large.zip HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        assert open_parts() == 3
+        assert time_to_answer(url + "small.txt", timeout=10) != float("inf")  # not pinned
+        deadline = time.monotonic() + 15
+        while open_parts() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_parts() == 0  # closed by the idle check, files and all
+        for sock in stalled:
+            sock.settimeout(5)
+            while sock.recv(1 << 16):
+                pass  # what was in flight, then the end
+    finally:
+        for sock in stalled:
+            sock.close()
+        stop.set()
+        thread.join(10)
 
 
 @pytest.mark.slow

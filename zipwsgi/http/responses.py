@@ -39,6 +39,7 @@ from zipwsgi.http.decision import (
     parse_http_date,
 )
 from zipwsgi.http.disposition import archive_filename, content_disposition
+from zipwsgi.http.filelike import reads_locally, server_file
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -93,9 +94,13 @@ class RangedResponse(webob.Response):
         size: Optional[int],
         etag: Optional[str] = None,
         last_modified: Union[None, int, float] = None,
+        server_reads: bool = False,
     ) -> None:
         super().__init__(app_iter=body, content_type=content_type, conditional_response=False)
         self.ranged_body = body
+        # The body may be handed to waitress as a file its I/O thread reads
+        # (zipwsgi.http.filelike): only for bodies that read local files or memory.
+        self.server_reads = server_reads
         if size is not None:
             self.content_length = size
             self.accept_ranges = "bytes"
@@ -128,9 +133,24 @@ class RangedResponse(webob.Response):
         decision = self.decide(environ)
         replaced = decision.remove | {name.lower() for name, _ in decision.headers}
         headerlist = [(n, v) for n, v in self.headerlist if n.lower() not in replaced]
-        body = _DecidedBody(self.ranged_body, decision)
+        span = _one_span(decision, self.content_length) if self.server_reads else None
+        body = None if span is None else server_file(environ, self.ranged_body, *span)
+        if body is None:
+            body = _DecidedBody(self.ranged_body, decision)
         start_response(decision.status_line, headerlist + list(decision.headers))
         return body
+
+
+def _one_span(decision: Decision, size: Optional[int]) -> Optional[tuple[int, int]]:
+    """``(start, stop)`` when the body the decision asks for is one range of the
+    representation and nothing else (a 200 of known size, a 206 of a single range)."""
+    if not decision.send_body or decision.content is not None or size is None:
+        return None
+    if decision.parts is None:
+        return (0, size)
+    if len(decision.parts) == 1 and not decision.parts[0].head and not decision.tail:
+        return (decision.parts[0].start, decision.parts[0].stop)
+    return None
 
 
 class _DecidedBody:
@@ -234,6 +254,7 @@ def archive_response(
         size=stream.size,
         etag=None if etag is None else etag.strip('"'),
         last_modified=last_modified,
+        server_reads=reads_locally(stream),
     )
     response.charset = None  # "application/zip; charset=UTF-8" confuses some clients
     if content_disposition_header:
