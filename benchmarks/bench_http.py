@@ -22,7 +22,8 @@ build notes): the benchmark writes an ``nginx.conf`` into a temporary folder at 
 proxied from a tiny loopback upstream) and downloads the same manifests from it and from
 ``ZipMiddleware`` (``zipwsgi-manifest``): stored cases only, with the CRCs given
 (``-crc``) and with ``-`` (``-nocrc``). The time to first byte (curl's
-``time_starttransfer``) is printed under each table.
+``time_starttransfer``) and each server's own CPU time per download (from /proc: unlike
+the wall time, not inflated by other load on the machine) are printed under each table.
 
 Loopback only. The number of requests is bounded, every server is stopped when its case
 is done, and each server also exits by itself after ``--server-lifetime`` seconds in case
@@ -307,10 +308,19 @@ class NginxServer:
         except OSError:
             return ""
 
-    def peak_rss_kib(self) -> int | None:
+    @property
+    def pid(self) -> int | None:
         try:  # `timeout` is the parent; nginx (master_process off) its only child
             with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
-                pid = int(f.read().split()[0])
+                return int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def peak_rss_kib(self) -> int | None:
+        try:
+            pid = self.pid
+            if pid is None:
+                return None
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -387,6 +397,10 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.info['port']}/"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
     def peak_rss_kib(self) -> int | None:
         """The server's VmHWM, read while it is still alive."""
         try:
@@ -406,6 +420,21 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.process.stdout.close()
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads) so far, from /proc.
+
+    Wall time on a shared machine measures the neighbours too; the server's own CPU per
+    download does not, so it is printed beside the table."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def curl(url: str, timeout: int, output: str = os.devnull) -> dict:
@@ -453,7 +482,11 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
         for index in range(args.requests):
             shift = index % len(active) if active else 0
             for name in active[shift:] + active[:shift]:
+                before = cpu_seconds(servers[name].pid)
                 report = curl(servers[name].url, args.timeout)
+                after = cpu_seconds(servers[name].pid)
+                if before is not None and after is not None:
+                    report["server_cpu"] = after - before
                 print(f"  request {index + 1}/{args.requests} {name:<14} "
                       f"{bench.progress_text(report)}", flush=True)
                 if "error" in report:
@@ -474,6 +507,13 @@ def bench_case(case: bench.Case, impls: list[str], args: argparse.Namespace) -> 
             ttfb.append(f"{name} {times[len(times) // 2] * 1000:.1f} ms")
     if ttfb:
         print("  time to first byte (median): " + ", ".join(ttfb), flush=True)
+    cpu = []
+    for name, row in rows.items():
+        seconds = sorted(r["server_cpu"] for r in row.reports if "server_cpu" in r)
+        if seconds:
+            cpu.append(f"{name} {seconds[len(seconds) // 2]:.3f} s")
+    if cpu:
+        print("  server CPU per download (median): " + ", ".join(cpu), flush=True)
     return list(rows.values())
 
 
