@@ -279,3 +279,30 @@ def test_a_failure_before_the_first_byte_is_still_a_500(files: Path, tmp_path: P
         result = curl("-o", str(out), "-w", "%{http_code}", url + "all.zip")
     assert result.stdout == b"500" and not out.read_bytes().startswith(b"PK")
     assert not open_files(files)
+
+
+class FailingBody:
+    """A rangeable body whose every pass fails at once; counts its close() calls."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def app_iter_range(self, start: int, stop: int) -> Any:
+        raise OSError("gone")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_file_that_fails_to_prime_leaves_the_body_to_the_plain_answer() -> None:
+    import gc
+
+    body = FailingBody()
+    f = ArchiveFile(body, 0, 10)
+    assert not f.prime() and f.closed
+    del f
+    gc.collect()
+    assert body.closed == 0  # the plain body still owns it and will close it once
+    other = ArchiveFile(body, 0, 10)
+    other.close()
+    assert body.closed == 1

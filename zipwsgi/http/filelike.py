@@ -40,7 +40,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from zipwsgi.engine.files import FileSource
 from zipwsgi.engine.sources import BytesSource
-from zipwsgi.http.wsgi import close_all
+from zipwsgi.http.wsgi import close_all, request_path
 
 __all__ = ["ArchiveFile", "attach_closers", "reads_locally", "server_file", "waitress_file_wrapper"]
 
@@ -144,8 +144,11 @@ class ArchiveFile(io.RawIOBase):
         try:
             self._take(0, quiet=True)
         except Exception:  # noqa: BLE001 -- the plain body meets it again, and logs it
-            self._failure = None
             self._drop_pass()
+            # The archive now belongs to the plain body: closing this file (or collecting
+            # it) must not close the archive too.
+            self._source, self.closers = None, ()
+            self.close()
             return False
         return True
 
@@ -220,7 +223,8 @@ def server_file(environ: Mapping[str, Any], source: Any, start: int, stop: int) 
     wrapper = waitress_file_wrapper(environ)
     if wrapper is None or stop <= start:
         return None
-    file = ArchiveFile(source, start, stop)
+    what = f"{environ.get('REQUEST_METHOD', 'GET')} {request_path(environ)}"
+    file = ArchiveFile(source, start, stop, what=what)
     if not file.prime():
         return None  # the plain body fails the same way, before its first byte
     return wrapper(file, BLOCK_SIZE)
