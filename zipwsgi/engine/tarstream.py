@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
+from zipwsgi.engine.chunks import Pass, forward_slice
 from zipwsgi.engine.compression import Level, deflate_implementation
 from zipwsgi.engine.options import DEFAULT_CHUNK_SIZE, Compression
 from zipwsgi.engine.stream import ArchiveStream
-from zipwsgi.engine.writer import Pass, Writer, forward_slice
+from zipwsgi.engine.writer import Writer
 from zipwsgi.formats.entry import STORED
 from zipwsgi.formats.tar.layout import TarLayout
 

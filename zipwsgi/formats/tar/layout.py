@@ -19,6 +19,9 @@ from zipwsgi.formats.tar import records as tf
 #: What ``entry.layout`` holds for a member that needs no pax header (most of them).
 _PLAIN = 0
 _PAX_PREFIX = b"PaxHeaders/"
+#: The zeros after each member's data, one shared bytes object per length: no allocation
+#: per file (bytes(n) made one for every member).
+_PADDING = tuple(bytes(n) for n in range(tf.BLOCK))
 
 
 def raw_name(name: str) -> bytes:
@@ -164,14 +167,14 @@ class TarLayout:
             if len(raw) <= tf.NAME_FIELD:
                 # Most files: header()'s first case, without its call and its checks.
                 header = tf.ustar_header(raw, b"", entry.mode, size, entry.mtime, tf.TYPE_FILE)
-                return header, bytes(-size % tf.BLOCK)
-        return self.header(entry, offset), bytes(-size % tf.BLOCK)
+                return header, _PADDING[-size % tf.BLOCK]
+        return self.header(entry, offset), _PADDING[-size % tf.BLOCK]
 
     def footer_size(self, entry: Entry) -> int:
         return 0 if entry.is_dir else tf.padding(entry.size)  # type: ignore[arg-type]
 
     def footer(self, entry: Entry, crc: int, compressed_size: int, size: int) -> bytes:
-        return bytes(-size % tf.BLOCK)
+        return _PADDING[-size % tf.BLOCK]
 
     # -- end of archive -------------------------------------------------------------------
 

@@ -7,15 +7,14 @@ CRC or compressed size is unknown before their data), how names are encoded.
 
 from __future__ import annotations
 
-import codecs
 import functools
-import re
 import stat
 from typing import Callable, Iterator, Optional, Sequence, cast
 
 from zipwsgi.errors import ArchiveNameError
 from zipwsgi.formats.entry import DEFLATE, Entry, EntryRecord
 from zipwsgi.formats.zip import records as zf
+from zipwsgi.formats.zip.charsets import MAX_UNICODE_PATH, check_charset, encode_char
 from zipwsgi.paths import check_encoded_name
 
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
@@ -44,6 +43,16 @@ _DESCRIPTOR = 1 << 25
 _PLAIN_LOCAL = zf.local_header_size(b"", zf.EXT_TIMESTAMP_SIZE, False)
 _PLAIN_CENTRAL = zf.central_header_size(b"", zf.EXT_TIMESTAMP_SIZE, 0)
 _DESCRIPTOR_32_SIZE = zf.descriptor_size(False)
+# records_central's constants, as module globals: one lookup each, not two.
+_DESCRIPTOR_32 = zf._DESCRIPTOR_32.pack
+_SHAPES = zf._SHAPES  # read directly: a dict lookup where the call is rarely needed
+_SHAPED_NAME_LIMIT = zf.SHAPED_NAME_LIMIT
+_time_fields = zf.time_fields
+_LOCAL_SIG, _CENTRAL_SIG = zf.LOCAL_HEADER_SIG, zf.CENTRAL_HEADER_SIG
+_DESCRIPTOR_SIG = zf.DATA_DESCRIPTOR_SIG
+_MADE_BY, _VERSION, _TIMESTAMP_SIZE = zf.VERSION_MADE_BY, zf.VERSION_DEFAULT, zf.EXT_TIMESTAMP_SIZE
+#: A file's external attributes by its mode (the few modes of an archive).
+_FILE_ATTRS: dict[int, int] = {}
 
 
 def _facts(entry: Entry) -> Optional[ZipEntryFacts]:
@@ -138,14 +147,14 @@ class ZipLayout:
         if self.charset == "native":
             return None, 0, None
         try:
-            legacy = "".join(_encode_char(ch, self.charset) for ch in name).encode(self.charset)
+            legacy = "".join(encode_char(ch, self.charset) for ch in name).encode(self.charset)
         except UnicodeError as exc:  # idna refuses empty or over-long labels, for one
             raise ArchiveNameError(
                 f"archive name cannot be encoded in {self.charset}: {name[:80]!r} ({exc})"
             ) from None
         check_encoded_name(legacy, name)
         utf8 = name.encode("utf-8")
-        if len(utf8) > _MAX_UNICODE_PATH:
+        if len(utf8) > MAX_UNICODE_PATH:
             # The field's length is 16 bits, and it shares the extra area (also 16 bits)
             # with the timestamp and a zip64 field: refuse before any byte, not mid-stream.
             raise ArchiveNameError(
@@ -243,6 +252,58 @@ class ZipLayout:
             return header, zf.data_descriptor(crc, size, size, False)
         return zf.plain_local_header(name, flags, method, dos_date, dos_time, crc, size, extra), b""
 
+    def records_central(
+        self, entry: Entry, offset: int, crc: int, central: bytearray
+    ) -> tuple[bytes, bytes]:
+        """:meth:`records` of a stored file the pass writes whole, and its central record
+        (:meth:`central_record`) appended to ``central``: the writer's small-file path.
+
+        The central record is packed here, while the name, the time fields and the CRC
+        are at hand, instead of in the trailer, which would fetch every one of them
+        again; each plain record is one struct call (``records.plain_shapes``), its
+        constants module globals. Measured on 10,000 files: 1.0 µs a file for all three
+        records, against 1.2 µs for ``records`` and 1.1 µs for the trailer's
+        ``central_record`` before. Tests compare the bytes with the general code's.
+        """
+        bits = entry.layout
+        size: int = entry.size  # type: ignore[assignment]
+        name = entry.name.encode()
+        length = len(name)
+        if (
+            type(bits) is not int
+            or bits & _ZIP64
+            or offset >= zf.ZIP64_LIMIT
+            or length > _SHAPED_NAME_LIMIT
+        ):
+            central += self.central_record(entry, (offset, crc, size, size))
+            return self.records(entry, offset, crc)
+        local, shape = _SHAPES.get(length) or zf.plain_shapes(length)
+        dos_date, dos_time, extra = _time_fields(entry.mtime)
+        flags, method = bits & 0xFFFF, (bits >> 16) & 0xFF
+        mode = entry.mode
+        attr = _FILE_ATTRS.get(mode)
+        if attr is None:
+            attr = _FILE_ATTRS[mode] = _external_attr(mode, False)
+        central += shape.pack(
+            _CENTRAL_SIG, _MADE_BY, _VERSION, flags, method, dos_time, dos_date, crc, size,
+            size, length, _TIMESTAMP_SIZE, 0, 0, 0, attr, offset, name, extra,
+        )
+        if bits & _DESCRIPTOR:
+            return (
+                local.pack(
+                    _LOCAL_SIG, _VERSION, flags, method, dos_time, dos_date, 0, size, size,
+                    length, _TIMESTAMP_SIZE, name, extra,
+                ),
+                _DESCRIPTOR_32(_DESCRIPTOR_SIG, crc, size, size),
+            )
+        return (
+            local.pack(
+                _LOCAL_SIG, _VERSION, flags, method, dos_time, dos_date, crc, size, size,
+                length, _TIMESTAMP_SIZE, name, extra,
+            ),
+            b"",
+        )
+
     def footer_size(self, entry: Entry) -> int:
         bits = _bits(entry)
         return zf.descriptor_size(bool(bits & _ZIP64)) if bits & _DESCRIPTOR else 0
@@ -262,7 +323,8 @@ class ZipLayout:
 
     # -- central directory ------------------------------------------------------------------
 
-    def _central(self, entry: Entry, record: EntryRecord) -> bytes:
+    def central_record(self, entry: Entry, record: EntryRecord) -> bytes:
+        """The entry's record in the central directory, written with ``record``."""
         offset, crc, compressed_size, size = record
         plain = entry.layout
         limit = zf.ZIP64_LIMIT
@@ -309,12 +371,20 @@ class ZipLayout:
         entries: Sequence[Entry],
         record_of: Callable[[int], EntryRecord],
         offset: int,
+        done: bytes = b"",
+        done_count: int = 0,
     ) -> Iterator[bytes]:
+        """The central directory and the end records. ``done`` holds the central records
+        of the first ``done_count`` entries, already packed by :meth:`records_central`
+        during the pass; the rest are packed here."""
+        if done:
+            yield done
         batch: list[bytes] = []
         batch_size = 0
-        cd_size = 0
-        for index, entry in enumerate(entries):
-            record = self._central(entry, record_of(index))
+        cd_size = len(done)
+        central = self.central_record
+        for index in range(done_count, len(entries)):
+            record = central(entries[index], record_of(index))
             batch.append(record)
             batch_size += len(record)
             if batch_size >= _TRAILER_BATCH:
@@ -327,55 +397,6 @@ class ZipLayout:
 
     def trailer_size(self, count: int, offset: int, shares: int) -> int:
         return shares + zf.end_records_size(count, offset, shares, self.comment)
-
-
-def _encode_char(ch: str, charset: str) -> str:
-    """``ch``, or ``_`` where the charset cannot encode it, or would encode a non-ASCII
-    character into bytes that include a path separator, NUL, ``.`` or ``:`` (the
-    ``\\u2215`` that ``raw_unicode_escape`` writes for U+2215, the 0x5C second byte of
-    some Shift-JIS characters): such a byte would mean something else to an extractor.
-    The real name stays in the Unicode Path field."""
-    try:
-        encoded = ch.encode(charset)
-    except UnicodeEncodeError:
-        return "_"
-    if not ch.isascii() and _MEANINGFUL_BYTES.search(encoded):
-        return "_"
-    return ch
-
-
-_MEANINGFUL_BYTES = re.compile(rb"[\\/\x00.:]")
-#: The longest UTF-8 name the Unicode Path field (0x7075) can carry: 16-bit lengths for
-#: the field and the whole extra area, which also holds the 9-byte field header and
-#: version/CRC, the extended timestamp and up to 32 bytes of zip64 field.
-_MAX_UNICODE_PATH = 0xFFFF - 9 - zf.EXT_TIMESTAMP_SIZE - 32
-#: Bytes an ASCII-compatible charset writes unchanged; names rely on ``/`` and ``.``.
-_ASCII_PROBE = "azAZ09 ./_-~()[]"
-
-
-def check_charset(charset: Optional[str]) -> Optional[str]:
-    """``charset`` if zip names can be written in it, else ``ValueError`` (at
-    construction, not deep inside the first entry).
-
-    It must be a text encoding (``rot13``, ``base64``, ``zlib`` are codecs, not
-    charsets) that writes ASCII unchanged (not ``utf-16``, ``utf-32`` or ``punycode``):
-    zip readers split names on the byte ``/`` and compare ``.`` and ``..`` as bytes.
-    """
-    if charset is None or charset == "native":
-        return charset
-    try:
-        info = codecs.lookup(charset)
-    except (LookupError, TypeError):
-        raise ValueError(f"unknown charset for zip names: {charset!r}") from None
-    if not getattr(info, "_is_text_encoding", True):
-        raise ValueError(f"charset {charset!r} is a codec, not a text encoding")
-    try:
-        compatible = _ASCII_PROBE.encode(charset) == _ASCII_PROBE.encode("ascii")
-    except (UnicodeError, LookupError):
-        compatible = False
-    if not compatible:
-        raise ValueError(f"charset {charset!r} does not write ASCII as ASCII")
-    return charset
 
 
 def deflate_bound(size: int) -> int:
