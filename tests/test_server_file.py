@@ -306,3 +306,32 @@ def test_a_file_that_fails_to_prime_leaves_the_body_to_the_plain_answer() -> Non
     other = ArchiveFile(body, 0, 10)
     other.close()
     assert body.closed == 1
+
+
+def test_a_middleware_that_wraps_the_body_still_gets_the_whole_archive(
+    files: Path, tmp_path: Path
+) -> None:
+    """Something between us and waitress (a tween, a logging middleware) iterates the
+    wrapper instead: waitress's wrapper then reads the file block by block."""
+    inner = Recording(files, manifest(files))
+
+    class Wrapped:
+        def __init__(self, body: Any) -> None:
+            self.body = body
+
+        def __iter__(self) -> Any:
+            return iter(self.body)
+
+        def close(self) -> None:
+            self.body.close()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Wrapped:
+        return Wrapped(inner(environ, start_response))
+
+    out = tmp_path / "out.zip"
+    with thread_server(app) as url:
+        assert curl("-o", str(out), url + "all.zip").returncode == 0
+    assert inner.kinds() == ["ReadOnlyFileBasedBuffer"]
+    with zipfile.ZipFile(out) as archive:
+        assert archive.testzip() is None
+    assert not open_files(files)

@@ -7,7 +7,11 @@ copy, and the app thread blocked on ``outbuf_high_watermark`` for the rest of it
 made with ``environ["wsgi.file_wrapper"]`` skips all of that: waitress keeps the object
 as an output buffer and its I/O thread reads ``sendbuf_len`` bytes from it at a time,
 right before each ``send``. :class:`ArchiveFile` is that file: a read-only, seekable
-view of bytes ``[start, stop)`` of an archive, served from one running pass.
+view of bytes ``[start, stop)`` of an archive, served from one running pass. Measured
+(``benchmarks/bench_http.py``, waitress defaults, loopback): the server's CPU time per
+512 MiB stored download fell from 0.63 s to 0.20 s, below waitress sending the raw file
+(0.25-0.33 s: it reads 16 KiB per send, this file slices one 256 KiB read); nginx with
+``sendfile`` needs 0.08-0.10 s.
 
 What waitress does with it (``waitress/buffers.py`` ``ReadOnlyFileBasedBuffer``,
 ``waitress/channel.py`` ``_flush_some``): ``tell``, ``seek(0, 2)``, ``tell``,
@@ -22,7 +26,9 @@ saves was measured there; other servers keep the plain iterable), only for one w
 range of known length (200, or a 206 of a single range), and only when every entry
 reads local files or memory. The I/O thread then reads the files, as it does for any
 file waitress sends; data from the app (sub-requests, iterables, file objects) is
-never read on it, since one slow source would stall every connection.
+never read on it, since one slow source would stall every connection. To keep the
+iterable anyway (files on a network mount that may hang), take ``wsgi.file_wrapper`` out
+of the environ before it reaches zipwsgi.
 
 Failures stay failures: an error while reading (a file changed, a CRC that does not
 match) is logged, kept, and raised again on every later read, so waitress closes the
