@@ -9,6 +9,8 @@ and times, as medians of ``--rounds`` runs:
 
 - the floors: a bare ``os.lstat`` loop over the files, and parsing the manifest;
 - the steps of the eager path: parse, confinement (locate + stat), ``add``, plan, ETag;
+  and of its fast path (``ManifestArchive._add_plain``: parse by columns, names and
+  locations checked in bulk, the folder-joined ``lstat``, ``add_files``);
 - the first byte through ``ZipMiddleware`` (from the call until the first non-empty
   chunk), eager and lazy, zip and tar;
 
@@ -121,6 +123,47 @@ def timed(function: Callable[[], Any], rounds: int) -> float:
     return statistics.median(runs)
 
 
+def _fast_steps(body: bytes, tree: str, rounds: int) -> dict[str, float]:
+    """Medians of the fast path's steps, each as ``ManifestArchive._add_plain`` runs it;
+    empty for a version without them."""
+    try:
+        from operator import attrgetter
+
+        from zipwsgi.http.manifest import parse_columns
+    except ImportError:
+        return {}
+    results: dict[str, float] = {}
+    results["fast: parse by columns"] = timed(lambda: parse_columns(body), rounds)
+    columns = parse_columns(body)
+    assert columns is not None, "the benchmark's manifest should take the fast path"
+    results["fast: names, in bulk"] = timed(
+        lambda: ZipStream().check_files(columns.names), rounds)
+    roots = Roots({PREFIX: tree})
+    results["fast: locations, in bulk"] = timed(
+        lambda: roots.plain_folders(columns.locations), rounds)
+    plain = roots.plain_folders(columns.locations)
+    assert plain is not None
+
+    def stat_all() -> list[FileSource]:
+        paths = Roots.plain_paths(plain, {})
+        assert paths is not None
+        stats = list(map(os.lstat, paths))
+        assert list(map(attrgetter("st_size"), stats)) == columns.sizes
+        return list(map(FileSource, paths, stats))
+
+    results["fast: join, lstat, FileSource"] = timed(stat_all, rounds)
+    sources = stat_all()
+
+    def add_files() -> None:
+        stream = ZipStream()
+        checked = stream.check_files(columns.names)
+        assert checked is not None
+        stream.add_files(checked, sources, columns.crcs)
+
+    results["fast: check + add_files"] = timed(add_files, rounds)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -161,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             return stream
 
         results["add"] = timed(add, rounds)
+
+        # The steps of the middleware's fast path (ManifestArchive._add_plain), where
+        # this version has it: the same work by columns.
+        fast = _fast_steps(body, args.tree, rounds)
+        results.update(fast)
+
         streams = [add() for _ in range(rounds)]
         results["plan"] = timed(lambda: streams.pop().size, rounds)
         planned = add()
@@ -182,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         stat_time, parse_time = results["lstat loop"], results["parse"]
         print(f"{args.files:,} files in {args.folders} folders, manifest with '-' CRCs, "
               f"median of {rounds} runs; Python {sys.version.split()[0]}")
-        print(f"{'step':<28}{'ms':>9}{'x lstat':>10}{'x parse':>10}")
+        print(f"{'step':<34}{'ms':>9}{'x lstat':>10}{'x parse':>10}{'us/entry':>10}")
         for name, seconds in results.items():
-            print(f"{name:<28}{seconds * 1e3:>9.1f}{seconds / stat_time:>10.2f}"
-                  f"{seconds / parse_time:>10.2f}")
+            print(f"{name:<34}{seconds * 1e3:>9.1f}{seconds / stat_time:>10.2f}"
+                  f"{seconds / parse_time:>10.2f}{seconds * 1e6 / args.files:>10.2f}")
 
         if args.profile:
             middleware = ZipMiddleware(manifest_app(body, "zip"), roots={PREFIX: args.tree})

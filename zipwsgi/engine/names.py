@@ -8,11 +8,22 @@ twice under two names because a folder and something inside it were both added.
 from __future__ import annotations
 
 import os
-from typing import Container
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Container, Iterable, Iterator, Optional, Sequence
 
 from zipwsgi.errors import DuplicateNameError, NestedPathError
+from zipwsgi.paths import Found, normalise_name
+from zipwsgi.paths.names import plain_names
 
-__all__ = ["AddedPaths", "check_unique"]
+__all__ = [
+    "AddedPaths",
+    "CheckedNames",
+    "check_unique",
+    "is_root_name",
+    "new_files_folders",
+    "renamed_found",
+]
 
 
 def check_unique(
@@ -55,6 +66,76 @@ def record_folders(folders: dict[str, None], name: str) -> None:
         if parent in folders:
             return
         folders[parent] = None
+
+
+def new_files_folders(
+    names: Sequence[str],
+    existing: dict[str, None],
+    folders: dict[str, None],
+    allow_duplicates: bool = False,
+) -> Optional[set[str]]:
+    """The folders that file ``names`` imply, when :func:`check_unique` would let every
+    one of them through, added in order after the ``existing`` names (which imply
+    ``folders``); None when some would be refused, so the caller checks name by name
+    and the first bad one gets its error.
+
+    Speed trick (ArchiveEntries.add_files): set operations in C over all the names
+    instead of a few lookups per name; 10,000 names in 20 folders take about 2 ms.
+    Every rule of :func:`check_unique` is here: no duplicate among the names or with an
+    existing one, no file whose twin folder entry exists, no file where a folder is
+    (implied by an earlier or a later name), no folder where a file is; with
+    ``allow_duplicates`` none of them (as ``check_unique`` is then not called).
+    """
+    unique = set(names)
+    if len(unique) != len(names) and not allow_duplicates:
+        return None
+    # Immediate parents by a C-level map, then their own parents: few, one per folder.
+    implied = set(map(itemgetter(0), map(str.rpartition, unique, repeat("/"))))
+    implied.discard("")
+    for parent in list(implied):
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if parent in implied:
+                break
+            implied.add(parent)
+    if allow_duplicates:
+        return implied
+    if not unique.isdisjoint(implied) or not unique.isdisjoint(folders):
+        return None
+    if existing and (
+        not unique.isdisjoint(existing)
+        or not implied.isdisjoint(existing)
+        or not existing.keys().isdisjoint([name + "/" for name in unique])
+    ):
+        return None
+    return implied
+
+
+class CheckedNames:
+    """File names ``ArchiveEntries.check_files`` found fit to add as they are, and the
+    folders they imply: good for that archive (``entries``) while it holds ``count``
+    names, that is until something else is added."""
+
+    __slots__ = ("entries", "count", "names", "folders")
+
+    def __init__(self, entries: Any, count: int, names: Sequence[str], folders: set[str]) -> None:
+        self.entries = entries
+        self.count = count
+        self.names = names
+        self.folders = folders
+
+    @classmethod
+    def check(
+        cls, entries: Any, names: Sequence[str], existing: dict[str, None],
+        folders: dict[str, None], allow_duplicates: bool,
+    ) -> Optional[CheckedNames]:
+        """``names`` checked for the archive ``entries`` holding ``existing`` names (that
+        imply ``folders``): none needs normalising (:func:`plain_names`) and none would
+        be refused (:func:`new_files_folders`); else None."""
+        if not plain_names(names):
+            return None
+        implied = new_files_folders(names, existing, folders, allow_duplicates)
+        return None if implied is None else cls(entries, len(existing), names, implied)
 
 
 class AddedPaths:
@@ -105,3 +186,18 @@ class AddedPaths:
                 break  # the folders above it were recorded with it
             self._above[parent] = path
             at = parent
+
+
+def is_root_name(arcname: str) -> bool:
+    """True for the archive names that mean "no folder of its own": ``""``, ``"/"``,
+    ``"."`` (zipstream-ng's ``"/"``). ``".."`` is not one: normalise_name refuses it."""
+    return not [part for part in arcname.replace("\\", "/").split("/") if part not in ("", ".")]
+
+
+def renamed_found(found: Iterable[Found]) -> Iterator[Found]:
+    """Entries of a walk at the archive root, their names made canonical: a name on
+    disk with a backslash is a folder separator to Windows extractors."""
+    for item in found:
+        if "\\" in item.arcname:
+            item.arcname = normalise_name(item.arcname)
+        yield item

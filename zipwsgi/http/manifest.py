@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import Iterable, NamedTuple, Optional
-from urllib.parse import quote
+from itertools import repeat
+from typing import Iterable, NamedTuple, Optional, Sequence
+from urllib.parse import quote, unquote_to_bytes
 
 from zipwsgi.errors import ManifestError
 from zipwsgi.formats.entry import MAX_ENTRY_SIZE
 
-__all__ = ["DIRECTORY", "ManifestEntry", "format_manifest", "parse_manifest"]
+__all__ = [
+    "DIRECTORY",
+    "ManifestColumns",
+    "ManifestEntry",
+    "format_manifest",
+    "parse_columns",
+    "parse_manifest",
+    "parse_manifest_lines",
+]
 
 #: The location mod_zip reserves for "this entry is an (empty) directory".
 DIRECTORY = "@directory"
@@ -45,6 +54,16 @@ _LINE = re.compile(rb"([^ ]+) +([^ ]+) +([^ ]+) +([^ ].*)", re.DOTALL)
 # 19 digits cover MAX_SIZE; more cannot be valid.
 _GOOD_LINE = re.compile(rb"(-|[0-9A-Fa-f]{1,8}) +([0-9]{1,19}) +([^ ]+) +([^ ].*)", re.DOTALL)
 _CRC = re.compile(rb"-|[0-9A-Fa-f]{1,8}")
+# The whole body at once (parse_columns): each match is one whole line, from a line's
+# start (the body's start or after its breaks, blank lines included) to its end, and a
+# line that is not well formed gives no match. So as many matches as non-empty lines
+# proves every line good, and the fields come out of one C call instead of a split and a
+# fullmatch per line.
+_GOOD_LINES = re.compile(
+    rb"(?:\A|[\r\n]+)(-|[0-9A-Fa-f]{1,8}) +([0-9]{1,19}) +([^ \r\n]+) +([^ \r\n][^\r\n]*)"
+)
+# A '%' not followed by two hex digits: parse_manifest's error, not the bulk decoding's.
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _PERCENT = re.compile(rb"%(.{0,2})", re.DOTALL)
 _HEX2 = re.compile(rb"[0-9A-Fa-f]{2}")
 
@@ -85,7 +104,24 @@ def parse_manifest(
     the caller decides. Raises :class:`ManifestError` on the first malformed line or when
     a limit is exceeded; raises :class:`LookupError` for an unknown ``name_encoding``.
     """
-    codecs.lookup(name_encoding)  # fail on a bad argument even for an empty body
+    columns = parse_columns(body, max_entries=max_entries, max_bytes=max_bytes,
+                            name_encoding=name_encoding)
+    if columns is not None:
+        return columns.entries()
+    return parse_manifest_lines(body, max_entries=max_entries, max_bytes=max_bytes,
+                                name_encoding=name_encoding)
+
+
+def parse_manifest_lines(
+    body: bytes,
+    *,
+    max_entries: int = 100_000,
+    max_bytes: int = 64 * 1024 * 1024,
+    name_encoding: str = "utf-8",
+) -> list[ManifestEntry]:
+    """:func:`parse_manifest` line by line: the general path, and the one that explains
+    what is wrong. For callers that tried :func:`parse_columns` already."""
+    codecs.lookup(name_encoding)
     if len(body) > max_bytes:
         raise ManifestError(f"manifest is {len(body)} bytes, more than the limit of {max_bytes}")
     entries: list[ManifestEntry] = []
@@ -97,6 +133,111 @@ def parse_manifest(
             raise ManifestError(f"more than {max_entries} entries", number)
         entries.append(_parse_line(raw, number, name_encoding))
     return entries
+
+
+class ManifestColumns:
+    """A manifest of plain file lines by columns, as :func:`parse_columns` gives it.
+
+    Plain: no ``@directory`` line and no query, every field valid. Lists rather than a
+    :class:`ManifestEntry` per line, because the middleware's fast path reads columns and
+    makes an entry only for a line it refuses (:meth:`entry`). ``lines`` is None when
+    line ``i + 1`` is entry ``i`` (no blank lines), else each entry's line number.
+    """
+
+    __slots__ = ("crcs", "sizes", "locations", "names", "lines")
+
+    def __init__(
+        self,
+        crcs: list[Optional[int]],
+        sizes: list[int],
+        locations: list[str],
+        names: list[str],
+        lines: Optional[list[int]],
+    ) -> None:
+        self.crcs = crcs
+        self.sizes = sizes
+        self.locations = locations
+        self.names = names
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def entry(self, index: int) -> ManifestEntry:
+        """The :class:`ManifestEntry` of entry ``index`` (what :func:`parse_manifest` gives)."""
+        line = index + 1 if self.lines is None else self.lines[index]
+        return ManifestEntry(self.crcs[index], self.sizes[index], self.locations[index], "",
+                             self.names[index], False, line)
+
+    def entries(self) -> list[ManifestEntry]:
+        count = len(self.names)
+        lines: Sequence[int] = range(1, count + 1) if self.lines is None else self.lines
+        return list(map(ManifestEntry, self.crcs, self.sizes, self.locations, repeat("", count),
+                        self.names, repeat(False, count), lines))
+
+
+def parse_columns(
+    body: bytes,
+    *,
+    max_entries: int = 100_000,
+    max_bytes: int = 64 * 1024 * 1024,
+    name_encoding: str = "utf-8",
+) -> Optional[ManifestColumns]:
+    """:func:`parse_manifest` by columns, for a manifest of plain file lines; None when
+    some line needs the line-by-line parse (a ``@directory``, a query, a malformed line
+    to explain, a limit to name): :func:`parse_manifest` gives the same entries or error.
+
+    Speed trick, measured on 10,000 lines (bench_first_byte.py): 18 ms line by line, 6 ms
+    here. One regex ``findall`` over the body splits every line in C; sizes become ints
+    with one ``map``; locations and names are joined by LF (neither can hold one), decoded
+    (and percent-decoded) once and split again. Raises only what :func:`parse_manifest`
+    raises before reading lines: an unknown encoding, a body over ``max_bytes``.
+    """
+    info = codecs.lookup(name_encoding)  # fail on a bad argument even for an empty body
+    if len(body) > max_bytes:
+        raise ManifestError(f"manifest is {len(body)} bytes, more than the limit of {max_bytes}")
+    text = bytes(body).rstrip(b"\r\n")  # trailing breaks end no line
+    rows = _GOOD_LINES.findall(text)
+    count = len(rows)
+    if not count or count > max_entries:
+        return None
+    # As many matches as lines (line breaks + 1) proves every line non-empty and good.
+    breaks = text.count(b"\n")
+    if b"\r" in text:
+        breaks += text.count(b"\r") - text.count(b"\r\n")
+    lines: Optional[list[int]] = None
+    if breaks + 1 != count:
+        # Blank lines, or a line that is not four good fields (no match): number the
+        # non-empty lines as parse_manifest does; more of them than matches is the latter.
+        lines = [number for number, raw in enumerate(text.splitlines(), start=1) if raw]
+        if len(lines) != count:
+            return None
+    crc_fields, size_fields, location_fields, name_fields = zip(*rows)
+    sizes = list(map(int, size_fields))
+    if max(sizes) > MAX_SIZE:
+        return None
+    if crc_fields.count(b"-") == count:
+        crcs: list[Optional[int]] = [None] * count
+    else:
+        crcs = [None if field == b"-" else int(field, 16) for field in crc_fields]
+    raw = b"\n".join(location_fields)
+    if b"?" in raw or b"\x00" in raw or DIRECTORY.encode() in location_fields:
+        return None
+    if b"%" in raw:
+        if _BAD_PERCENT.search(raw):
+            return None
+        raw = unquote_to_bytes(raw)
+        if raw.count(b"\n") != count - 1 or b"\x00" in raw:
+            return None  # a %0A or %00: the line-by-line parse says which
+    try:
+        locations = raw.decode("utf-8").split("\n")
+        if info.name == "utf-8":
+            names = b"\n".join(name_fields).decode("utf-8").split("\n")
+        else:
+            names = [field.decode(name_encoding) for field in name_fields]
+    except UnicodeDecodeError:
+        return None
+    return ManifestColumns(crcs, sizes, locations, names, lines)
 
 
 def _parse_line(raw: bytes, number: int, name_encoding: str) -> ManifestEntry:

@@ -10,6 +10,11 @@ here (one ``lstat`` each in the common case); any other location becomes a
 With ``verify_sizes="lazy"`` a location's text is checked here (no ``..``, NUL or
 backslash, under a root) and the file is found, confined and stat-ed only when the
 stream reaches it (:mod:`zipwsgi.engine.deferred`): the manifest's sizes make the plan.
+
+A manifest of plain file lines (nearly all of them) is built by columns first
+(``_add_plain``): the same checks over whole lists, with C-level loops. Whatever that
+path cannot prove plain (a symlink, a missing file, a name to normalise, an error to
+explain) is built again line by line, so every refusal names its line as before.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from zipwsgi.engine.deferred import DeferredFile
@@ -32,7 +39,12 @@ from zipwsgi.errors import (
     Refusal,
     SubrequestError,
 )
-from zipwsgi.http.manifest import ManifestEntry, parse_manifest
+from zipwsgi.http.manifest import (
+    ManifestColumns,
+    ManifestEntry,
+    parse_columns,
+    parse_manifest_lines,
+)
 from zipwsgi.http.roots import Roots
 from zipwsgi.http.subrequest import SubrequestSource, subrequest_environ
 from zipwsgi.paths import readable, split_url_path
@@ -91,12 +103,22 @@ class ManifestArchive:
         only described (the app is asked when the stream reaches them, or by the check).
         """
         charset = _charset(charset_header)
-        entries = self._parse(body, charset)
+        encoding = _name_encoding(body, charset)
+        try:
+            columns = parse_columns(body, max_entries=self.max_entries,
+                                    max_bytes=self.max_bytes, name_encoding=encoding)
+            entries = self._parse(body, encoding) if columns is None else []
+        except ManifestError as exc:
+            raise Refusal(f"bad manifest: {exc}", _manifest_public(exc)) from None
         pass_headers = (pass_headers_header or "").split(":")
         try:
             stream = self.new_stream(fmt, charset)
         except (LookupError, ValueError) as exc:
             raise Refusal(f"bad manifest: X-Archive-Charset: {exc}", "bad manifest") from None
+        if columns is not None:
+            if self._add_plain(stream, columns):
+                return stream, []
+            entries = columns.entries()
         subrequests: Subrequests = []
         folders: dict[str, str] = {}  # resolved folders, shared by this manifest's files
         add_file = stream.add_file
@@ -128,26 +150,61 @@ class ManifestArchive:
                 raise refuse_entry(entry, exc.detail, exc.public) from None
             except (ArchiveNameError, OutsideRootError, ValueError) as exc:
                 raise refuse_entry(entry, str(exc), public_reason(exc)) from None
-        try:
-            stream.size  # noqa: B018 -- plan now: sizes that add up past 2**63 are refused here
-        except ArchiveTooLargeError as exc:
-            raise Refusal(f"bad manifest: {exc}", "archive too large") from None
+        _plan(stream)
         return stream, subrequests
 
-    def _parse(self, body: bytes, charset: Optional[str]) -> list[ManifestEntry]:
-        encoding = "utf-8"
-        if charset not in (None, "native"):
-            # Apps written for mod_zip send names in the X-Archive-Charset they declare;
-            # a body that is valid UTF-8 is read as UTF-8 (our own convention).
+    def _add_plain(self, stream: ArchiveStream, columns: ManifestColumns) -> bool:
+        """The build's fast path: add every line of a manifest of plain file lines in one
+        go and plan, or add nothing and return False (the line-by-line build then gives
+        the same archive, or the same refusal for the same line).
+
+        Speed trick, measured (bench_first_byte.py, 10,000 lines in 20 folders): the
+        names are checked in one go (:meth:`~ArchiveEntries.check_files`), the locations
+        by their text in one go (:meth:`Roots.plain_folders`), each folder resolved
+        once, and the per-line work is C-level maps: join the path, ``lstat`` it, compare
+        kinds, sizes and read bits as whole lists. Anything else (a symlink, a missing
+        or unreadable file, a wrong size) goes the line-by-line way from the start.
+        """
+        checked = stream.check_files(columns.names)
+        if checked is None:
+            return False
+        plain = self.roots.plain_folders(columns.locations)
+        if plain is None:
+            return False
+        sources: list[FileSource]
+        if self.lazy:
+            sources = list(map(DeferredFile, repeat(_Finder(self.roots)), columns.locations,
+                               columns.sizes))
+        else:
+            paths = Roots.plain_paths(plain, {})
+            if paths is None:
+                return False
             try:
-                body.decode("utf-8")
-            except UnicodeDecodeError:
-                encoding = str(charset)
+                stats = list(map(os.lstat, paths))
+            except OSError:
+                return False
+            modes = list(map(_MODE, stats))
+            if (
+                set(map(stat.S_IFMT, modes)) != _REGULAR  # a link: locate() follows it
+                or list(map(_SIZE, stats)) != columns.sizes
+                or (set(map(int.__and__, modes, repeat(stat.S_IROTH))) != _OTHERS_READ
+                    and not all(map(readable, paths, stats)))
+            ):
+                return False
+            sources = list(map(FileSource, paths, stats))
         try:
-            return parse_manifest(body, max_entries=self.max_entries,
-                                  max_bytes=self.max_bytes, name_encoding=encoding)
-        except ManifestError as exc:
-            raise Refusal(f"bad manifest: {exc}", _manifest_public(exc)) from None
+            stream.add_files(checked, sources, columns.crcs)
+        except (ArchiveNameError, ValueError) as exc:
+            # add_files adds in order: the entries made so far are the lines before.
+            entry = columns.entry(len(stream.names))
+            raise refuse_entry(entry, str(exc), public_reason(exc)) from None
+        _plan(stream)
+        return True
+
+    def _parse(self, body: bytes, encoding: str) -> list[ManifestEntry]:
+        """The manifest line by line, once :func:`parse_columns` said it is not plain."""
+        return parse_manifest_lines(body, max_entries=self.max_entries, max_bytes=self.max_bytes,
+                                    name_encoding=encoding)
 
     def _locate(
         self, entry: ManifestEntry, folders: dict[str, str]
@@ -197,6 +254,30 @@ class _Finder:
         if located is None:  # checked when added; only a bug of ours gets here
             raise OutsideRootError(f"location under no root: {key!r}")
         return located
+
+
+_MODE, _SIZE = attrgetter("st_mode"), attrgetter("st_size")
+_REGULAR, _OTHERS_READ = {stat.S_IFREG}, {stat.S_IROTH}
+
+
+def _plan(stream: ArchiveStream) -> None:
+    """Plan now: sizes that add up past 2**63 are refused before the first byte."""
+    try:
+        stream.size  # noqa: B018
+    except ArchiveTooLargeError as exc:
+        raise Refusal(f"bad manifest: {exc}", "archive too large") from None
+
+
+def _name_encoding(body: bytes, charset: Optional[str]) -> str:
+    """How the manifest's names are read: UTF-8, unless the app declared an
+    X-Archive-Charset (as apps written for mod_zip do) and the body is not valid UTF-8
+    (a body that is valid UTF-8 is read as UTF-8: our own convention)."""
+    if charset not in (None, "native"):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return str(charset)
+    return "utf-8"
 
 
 def _location_refusal(exc: OSError) -> Refusal:

@@ -24,19 +24,43 @@ check and open to a folder being swapped for a link in that instant.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Union
+import re
+from itertools import repeat
+from operator import itemgetter
+from typing import Mapping, Optional, Sequence, Union
 
 from zipwsgi.errors import OutsideRootError
 from zipwsgi.paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, Root, split_url_path
 
-__all__ = ["Roots"]
+__all__ = ["PlainLocations", "Roots"]
 
 # Last segments that split_url_path drops or refuses: such locations take the long way.
 _SPECIAL = frozenset({"", ".", ".."})
 # Folder texts remembered by Roots.split; past this many it starts over (memory bound).
 _MAX_FOLDERS = 4096
+# What makes a location more than "drop the leading slash, split at each slash", in any
+# of many locations each between two LFs (see Roots.plain_folders): what split_url_path
+# refuses or drops (NUL, backslash, empty segments: "//", a trailing "/"), a '?' (the
+# manifest checks what precedes a decoded '?' on its own), an empty location; substrings
+# for str's C search, a regex for "." and ".." segments only where a "/." is.
+_NOT_PLAIN_MARKS = ("\\", "\x00", "?", "//", "/\n", "\n\n")
+_DOT_SEGMENT = re.compile(r"/\.\.?[/\n]")
+_HEAD, _LAST = itemgetter(0), itemgetter(2)
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class PlainLocations:
+    """What :meth:`Roots.plain_folders` found out about locations that are all plain:
+    each one split at its last slash, and each folder text's root and segments."""
+
+    __slots__ = ("locations", "split", "folders")
+
+    def __init__(self, locations: Sequence[str], split: list[tuple[str, str, str]],
+                 folders: dict[str, tuple[Root, tuple[str, ...]]]) -> None:
+        self.locations = locations
+        self.split = split
+        self.folders = folders
 
 
 class Roots:
@@ -92,6 +116,73 @@ class Roots:
             return root.locate(parts, folders)
         except OutsideRootError as exc:
             raise OutsideRootError(f"{exc}: {location!r}") from None
+
+    def plain_folders(self, locations: Sequence[str]) -> Optional[PlainLocations]:
+        """For locations that are all plain text under a root: each folder text (what
+        precedes a location's last slash) with its root and segments below it; None
+        otherwise (then :meth:`split` or :meth:`locate` each location, and they say
+        what is wrong with which).
+
+        Speed trick (10,000 manifest lines in 20 folders: 2 ms, against 8 ms of
+        :meth:`split` per location): a few substring searches over all the locations
+        prove that none needs more than splitting at its slashes; each folder's first
+        location then gets all of :meth:`split`'s checks, and what they say holds for
+        the other locations of that folder, whose last segments the search proved plain
+        (its length bound: no location over MAX_PATH_BYTES // 4 characters).
+        """
+        lines = "\n" + "\n".join(locations) + "\n"
+        if locations and (
+            lines.count("\n") != len(locations) + 1
+            or any(mark in lines for mark in _NOT_PLAIN_MARKS)
+            or ("/." in lines and _DOT_SEGMENT.search(lines))
+            or max(map(len, locations)) > MAX_PATH_BYTES // 4
+        ):
+            return None
+        # Each location's (folder text, "/", last segment), one location per folder
+        # text: C-level maps (the dict keeps the last location of each).
+        split = list(map(str.rpartition, locations, repeat("/")))
+        folders: dict[str, tuple[Root, tuple[str, ...]]] = {}
+        for head, location in dict(zip(map(_HEAD, split), locations)).items():
+            try:
+                found = self.split(location)
+            except OSError:
+                return None
+            if found is None or not found[0].show_hidden:
+                return None
+            folders[head] = (found[0], found[1][:-1])
+        return PlainLocations(locations, split, folders)
+
+    @staticmethod
+    def plain_paths(plain: PlainLocations, folders: dict[str, str]) -> Optional[list[str]]:
+        """The paths of locations :meth:`plain_folders` passed: each folder's real path
+        (resolved as :meth:`locate` does, through ``folders``) joined to the last
+        segment; None if some folder is missing or leads out of its root (then
+        :meth:`locate` each, which says where).
+
+        The path is :meth:`locate`'s whenever its ``lstat`` shows no symlink: the caller
+        must send any other kind of file (a link, a folder, nothing) through
+        :meth:`locate`. Built by C-level maps: no Python code runs per location; when
+        every folder is where its text says (no link on the way), by slicing alone."""
+        bases: dict[str, str] = {}
+        roots: set[tuple[str, int]] = set()
+        for head, (root, parts) in plain.folders.items():
+            try:
+                real = root.folder(parts, folders)
+            except OSError:  # a link out of the root: locate() refuses it, naming it
+                return None
+            if real is None:
+                return None
+            bases[head] = real if real.endswith(os.sep) else real + os.sep
+            # The prefix's length: what precedes the folder's segments in its text.
+            roots.add((root.path, len(head) + 1 - (len("/".join(parts)) + 1 if parts else 0)))
+        if len(roots) == 1 and os.sep == "/":
+            path, cut = roots.pop()
+            path = path.rstrip("/")  # + each location's text from the prefix's slash
+            if all(base == path + head[cut - 1:] + "/" for head, base in bases.items()):
+                return list(map(str.__add__, repeat(path),
+                                map(itemgetter(slice(cut - 1, None)), plain.locations)))
+        return list(map(str.__add__, map(bases.__getitem__, map(_HEAD, plain.split)),
+                        map(_LAST, plain.split)))
 
     def split(self, location: str) -> Optional[tuple[Root, tuple[str, ...]]]:
         """The root ``location`` is under and its segments below that root, checked as

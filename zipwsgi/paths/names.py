@@ -4,10 +4,11 @@ extractor create a file outside its target folder."""
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from zipwsgi.errors import ArchiveNameError
 
-__all__ = ["check_encoded_name", "normalise_name"]
+__all__ = ["check_encoded_name", "normalise_name", "plain_names"]
 
 # Drive prefixes at the start of a segment, repeated ("C:C:x"): Windows' path joining
 # (ntpath.join, and extractors built on it) restarts at a segment that starts with one.
@@ -18,6 +19,12 @@ _DRIVE = re.compile(r"^(?:[A-Za-z]:)+")
 # these are already canonical and skip the split and join (one regex search instead of
 # the full rules). A property test checks that this agrees with the full rules.
 _NEEDS_WORK = re.compile(r"[\\\x00]|//|/\.|^[/.]|/$|(?:^|/)[A-Za-z]:")
+# The same test for many names, each between two LFs (see plain_names): substrings that
+# str's C search finds (a regex tries its alternatives at every character, 6x slower),
+# one of them per alternative of _NEEDS_WORK ("\n/" and "\n." are "^[/.]", "/\n" is
+# "/$"), plus "\n\n" for an empty name; a regex only for drive letters, where a ':' is.
+_NEEDS_WORK_MARKS = ("\\", "\x00", "//", "/.", "\n/", "\n.", "/\n", "\n\n")
+_DRIVE_LINES = re.compile(r"[\n/][A-Za-z]:")
 # What no encoded archive name may hold, whatever its charset: a backslash or NUL byte,
 # a leading slash, a ".." segment, a segment starting with a drive letter.
 _UNSAFE_BYTES = re.compile(rb"[\\\x00]|^/|(?:^|/)\.\.(?:/|$)|(?:^|/)[A-Za-z]:")
@@ -60,6 +67,27 @@ def normalise_name(name: str, *, is_dir: bool = False) -> str:
         raise ArchiveNameError(f"archive name is empty after normalisation: {name!r}")
     joined = "/".join(parts)
     return joined + "/" if is_dir else joined
+
+
+def plain_names(names: Sequence[str]) -> bool:
+    """True when :func:`normalise_name` returns each of ``names`` (as files) unchanged.
+
+    Speed trick: a few substring searches over all the names joined by LF instead of a
+    regex search per name (10,000 manifest names: 0.5 ms, against 6 ms of calls). A name
+    holding a LF, or anything but a str, makes it False: the caller then normalises name
+    by name, which also raises the right error for the first bad one.
+    """
+    if not names:
+        return True
+    try:
+        lines = "\n" + "\n".join(names) + "\n"
+    except TypeError:
+        return False
+    if lines.count("\n") != len(names) + 1:
+        return False
+    if any(mark in lines for mark in _NEEDS_WORK_MARKS):
+        return False
+    return ":" not in lines or not _DRIVE_LINES.search(lines)
 
 
 def check_encoded_name(raw: bytes, name: str) -> bytes:

@@ -116,6 +116,21 @@ class Root:
             return self._last_step(folder, parts[last])
         return self._walk_all(parts)
 
+    def folder(self, parts: tuple[str, ...], folders: dict[str, str]) -> Optional[str]:
+        """The real path of the folder ``parts`` names (checked inside the root), from
+        the ``folders`` cache :meth:`locate` keeps, walked and cached on a miss; None
+        when a step does not exist or cannot be read. For callers that join many file
+        names to one folder themselves (a manifest's fast path, :mod:`zipwsgi.http.roots`)."""
+        if not parts:
+            return self.path
+        key = self._cache_key + "/".join(parts)
+        folder = folders.get(key)
+        if folder is None:
+            folder = self._walk(parts)
+            if folder is not None:
+                folders[key] = folder
+        return folder
+
     def _walk(self, parts: tuple[str, ...]) -> Optional[str]:
         """The real path of the folder ``parts`` names (checked inside the root), or None
         when a step does not exist or cannot be read."""
