@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, cast
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, cast
 
-from zipwsgi.engine import compression
 from zipwsgi.engine.chunks import Batcher, forward_slice
 from zipwsgi.engine.deferred import settle
 from zipwsgi.engine.plan import Plan
+from zipwsgi.engine.smallfiles import _CENTRAL_CAP, CentralLayout, crc32, run, settle_crc
 from zipwsgi.engine.sources import Reader, Source
 from zipwsgi.errors import SourceChangedError, SourceError
 from zipwsgi.formats.entry import DEFLATE, Entry, EntryRecord
@@ -24,41 +24,7 @@ if TYPE_CHECKING:
     from zipwsgi.engine.stream import ArchiveStream
 
 
-# The CRC-32 of the stored bytes a pass writes: zlib-ng's where installed, rather than
-# compression.crc32 (isal's when installed). isal's CRC returns with the CPU's upper
-# AVX-512 register state dirty (no vzeroupper), and until some other code clears it every
-# SSE instruction the interpreter runs pays for it. Measured on the 2-vCPU Xeon VM (with
-# AVX-512), after one isal CRC: ``b + b`` of 26 bytes 38 -> 166 ns, ``str.encode()``
-# 25 -> 160 ns; zlib-ng's CRC leaves the state clean. It is also faster on small
-# buffers (5 KB: 98 against 227 ns) and as fast on 256 KiB (76 against 80 GB/s). On
-# 10,000 files of 1-8 KiB: about 1.2 µs a file less. The same CRC values either way.
-# (compression._pick_crc32 is where this choice belongs for the whole package.)
-crc32 = compression._zlib_ng.crc32 if compression._zlib_ng is not None else compression.crc32
 
-#: The most bytes of central records a pass packs ahead (records_central): 8 MiB, the
-#: central directory of about 90,000 entries; the trailer packs the rest.
-_CENTRAL_CAP = 8 << 20
-
-
-class _CentralLayout(Protocol):
-    """What a layout with a central directory offers the small-file path beyond
-    :class:`~zipwsgi.formats.entry.ArchiveLayout` (ZipLayout has it; tar has no
-    central directory)."""
-
-    def records_central(
-        self, entry: Entry, offset: int, crc: int, central: bytearray
-    ) -> tuple[bytes, bytes]: ...
-
-    def central_record(self, entry: Entry, record: EntryRecord) -> bytes: ...
-
-    def trailer(
-        self,
-        entries: Sequence[Entry],
-        record_of: Callable[[int], EntryRecord],
-        offset: int,
-        done: bytes = b"",
-        done_count: int = 0,
-    ) -> Iterator[bytes]: ...
 
 
 class Writer:
@@ -101,9 +67,9 @@ class Writer:
         # then packs only those of entries after the first it could not (``covered``).
         # What it buys, measured: see the layouts' records_central. Capped, so a pass of
         # millions of entries holds no more than _CENTRAL_CAP bytes of records.
-        packer: Optional[_CentralLayout] = None
+        packer: Optional[CentralLayout] = None
         if hasattr(layout, "records_central"):
-            packer = cast(_CentralLayout, layout)
+            packer = cast(CentralLayout, layout)
         central = bytearray()
         covered = 0 if start == 0 and packer is not None else -1
         records = packer.records_central if packer is not None else None
@@ -111,56 +77,14 @@ class Writer:
         tail = stop >= trailer_at  # the pass goes on to the end of the archive
         while index < count and pos < stop:
             if tail and pos == offsets[index] and (covered == index or packer is None):
-                # The speed path for a whole archive (or its whole tail) of small files,
-                # folders between them: one loop, its state in locals, each file read
-                # whole in one call and its three records packed in another
-                # (records_central), its pieces queued for one join per chunk. Offsets
-                # follow from the records' lengths, checked against the plan when the
-                # run ends. What it buys over the per-entry path below (which ranges
-                # take): about 1 µs a file, measured on 10,000 files.
-                pieces, filled = batch.pieces, batch.size
-                while index < count:
-                    entry = entries[index]
-                    if deferred:
-                        settle(entry, layout)
-                    if entry.is_dir:
-                        header = layout.header(entry, pos)
-                        if packer is not None:
-                            central += packer.central_record(entry, (pos, 0, 0, 0))
-                        pieces.append(header)
-                        length = len(header)
-                    else:
-                        size: int = entry.size  # type: ignore[assignment]
-                        if size > small or len(central) >= _CENTRAL_CAP:
-                            break
-                        try:
-                            data = entry.source.read_all(size)
-                        except SourceError as exc:
-                            raise type(exc)(f"{entry.name!r}: {exc}") from exc
-                        if needs_crc:  # every pass: an earlier CRC says nothing of these
-                            crc = crc32(data)
-                            found = entry.crc_found
-                            if found is None and entry.crc_given is None:
-                                entry.crc_found = crc  # the first pass, nothing to compare
-                            elif found != crc or entry.crc_given not in (None, crc):
-                                _settle_crc(entry, crc)  # raises, or records a given CRC
-                        else:
-                            crc = 0
-                        if records is not None:
-                            header, footer = records(entry, pos, crc, central)
-                        else:
-                            header, footer = plain_records(entry, pos, crc)
-                        pieces += (header, data, footer)
-                        length = len(header) + size + len(footer)
-                    index += 1
-                    pos += length
-                    filled += length
-                    if filled >= small:
-                        yield b"".join(pieces)
-                        pieces, filled = [], 0
+                # The speed path for a whole archive (or its whole tail) of small files:
+                # smallfiles.run, which ends at the first entry it does not take.
+                index, pos = yield from run(
+                    entries, index, pos, batch, self.chunk, layout, packer, central,
+                    needs_crc, deferred,
+                )
                 if packer is not None:
                     covered = index
-                batch.pieces, batch.size = pieces, filled
                 if pos != (offsets[index] if index < count else trailer_at):
                     raise RuntimeError(f"records and plan disagree at entry {index}")
                 if index == count:
@@ -170,7 +94,7 @@ class Writer:
             if deferred:
                 settle(entry, layout)
             offset = offsets[index]
-            size = 0 if entry.is_dir else entry.size  # type: ignore[assignment]
+            size: int = 0 if entry.is_dir else entry.size  # type: ignore[assignment]
             end = offsets[index + 1] if index + 1 < count else trailer_at
             if pos == offset and end <= stop and size <= small:
                 # The speed path for small files (most entries of most archives): a whole
@@ -191,7 +115,7 @@ class Writer:
                         if entry.crc_given is None and entry.crc_found is None:
                             entry.crc_found = crc  # the first pass, nothing to compare
                         else:
-                            _settle_crc(entry, crc)
+                            settle_crc(entry, crc)
                     else:
                         crc = 0
                     if covered == index and len(central) < _CENTRAL_CAP:
@@ -240,7 +164,7 @@ class Writer:
             # A partial, not a lambda: one Python call less per entry of the trailer.
             record_of = functools.partial(self._record, plan)
             if covered > 0:
-                trailer = packer.trailer(entries, record_of, at, bytes(central), covered)  # type: ignore[union-attr]
+                trailer = packer.trailer(entries, record_of, at, central, covered)  # type: ignore[union-attr]
             else:
                 trailer = layout.trailer(entries, record_of, at)
             del central
@@ -312,7 +236,7 @@ class Writer:
             if whole:
                 reader.check_end()
                 if checksum:
-                    _settle_crc(entry, crc)
+                    settle_crc(entry, crc)
         finally:
             reader.close()
 
@@ -373,7 +297,7 @@ class Writer:
             weakref.finalize(self, engine.close)
         size, crc = yield from engine.entry(entry)
         learned.size = size
-        _settle_crc(entry, crc)
+        settle_crc(entry, crc)
 
     def _unsized_stored_data(self, entry: Entry, learned: "_Learned") -> Iterator[bytes]:
         reader = _open(entry)
@@ -390,7 +314,7 @@ class Writer:
         finally:
             reader.close()
         learned.size = size
-        _settle_crc(entry, crc)
+        settle_crc(entry, crc)
 
 
 class _Learned:
@@ -411,16 +335,3 @@ def _open(entry: Entry) -> Reader:
         raise type(exc)(f"{entry.name!r}: {exc}") from exc
 
 
-def _settle_crc(entry: Entry, crc: int) -> None:
-    """Remember a computed CRC; it must match the CRC the caller promised, and the one an
-    earlier pass found (the records of this pass may already carry it)."""
-    if entry.crc_given is not None and entry.crc_given != crc:
-        raise SourceChangedError(
-            f"{entry.name!r}: CRC-32 of the data is {crc:08x}, {entry.crc_given:08x} was given"
-        )
-    if entry.crc_found is not None and entry.crc_found != crc:
-        raise SourceChangedError(
-            f"{entry.name!r}: CRC-32 of the data is {crc:08x}, an earlier pass read "
-            f"{entry.crc_found:08x}: the source changed in place"
-        )
-    entry.crc_found = crc

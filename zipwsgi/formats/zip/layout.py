@@ -371,14 +371,16 @@ class ZipLayout:
         entries: Sequence[Entry],
         record_of: Callable[[int], EntryRecord],
         offset: int,
-        done: bytes = b"",
+        done: bytes | bytearray = b"",
         done_count: int = 0,
     ) -> Iterator[bytes]:
         """The central directory and the end records. ``done`` holds the central records
         of the first ``done_count`` entries, already packed by :meth:`records_central`
-        during the pass; the rest are packed here."""
-        if done:
-            yield done
+        during the pass (handed out in pieces, so it is never copied whole); the rest
+        are packed here."""
+        view = memoryview(done)
+        for at in range(0, len(done), _TRAILER_BATCH):  # a copy of 64 KiB at a time
+            yield bytes(view[at : at + _TRAILER_BATCH])
         batch: list[bytes] = []
         batch_size = 0
         cd_size = len(done)
