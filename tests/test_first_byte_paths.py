@@ -381,10 +381,15 @@ def test_the_fast_build_is_the_general_build(tree: Path, case: Any, lazy: bool) 
 
 
 @pytest.mark.parametrize("fmt", ["zip", "tar"])
+@pytest.mark.parametrize("link", [False, True], ids=["files", "a link inside"])
 def test_the_fast_path_is_taken_and_lazy_gives_eagers_bytes(
-    tree: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+    tree: Path, fmt: str, link: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = manifest_for(tree, everything(tree))
+    rels = everything(tree)
+    if link:  # followed by the fast path itself, as locate() follows it
+        (tree / "d2" / "link.txt").symlink_to(tree / "d1" / "f1.txt")
+        rels.insert(3, "d2/link.txt")
+    body = manifest_for(tree, rels)
     taken: list[bool] = []
     original = ManifestArchive._add_plain
 
@@ -397,6 +402,7 @@ def test_the_fast_path_is_taken_and_lazy_gives_eagers_bytes(
     lazy = build(tree, body, lazy=True, fast=True, fmt=fmt)
     assert taken == [True, True]
     assert lazy[0] == eager[0] and lazy[2] == eager[2]
+    assert eager == build(tree, body, lazy=False, fast=False, fmt=fmt)
 
 
 # -- roots -------------------------------------------------------------------------------

@@ -170,9 +170,11 @@ class ArchiveEntries:
         ):
             if 0 in sizes:  # the CRC of nothing is known up front
                 crcs = [0 if size == 0 and crc is None else crc for size, crc in zip(sizes, crcs)]
-            mtimes = list(map(_MTIME, sources))
-            if None in mtimes:
-                mtimes = [self.default_mtime if m is None else m for m in mtimes]
+            found = list(map(_MTIME, sources))
+            mtimes: Iterable[Any] = found
+            if None in found:  # deferred files (all, in a lazy manifest): known when streamed
+                mtimes = repeat(self.default_mtime) if found.count(None) == count else [
+                    self.default_mtime if m is None else m for m in found]
             shared, method = self._shared_ints, self.compression
             mode = shared.setdefault(DEFAULT_FILE_MODE, DEFAULT_FILE_MODE)
             aheads: Iterable[bool] = repeat(False)

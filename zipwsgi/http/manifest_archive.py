@@ -162,8 +162,9 @@ class ManifestArchive:
         names are checked in one go (:meth:`~ArchiveEntries.check_files`), the locations
         by their text in one go (:meth:`Roots.plain_folders`), each folder resolved
         once, and the per-line work is C-level maps: join the path, ``lstat`` it, compare
-        kinds, sizes and read bits as whole lists. Anything else (a symlink, a missing
-        or unreadable file, a wrong size) goes the line-by-line way from the start.
+        kinds, sizes and read bits as whole lists; a symlink is followed as
+        :meth:`_locate` follows it. Anything else (a missing or unreadable file, a wrong
+        size, a link that is refused) goes the line-by-line way from the start.
         """
         checked = stream.check_files(columns.names)
         if checked is None:
@@ -176,18 +177,21 @@ class ManifestArchive:
             sources = list(map(DeferredFile, repeat(_Finder(self.roots)), columns.locations,
                                columns.sizes))
         else:
-            paths = Roots.plain_paths(plain, {})
+            folders: dict[str, str] = {}
+            paths = Roots.plain_paths(plain, folders)
             if paths is None:
                 return False
             try:
                 stats = list(map(os.lstat, paths))
             except OSError:
                 return False
-            modes = list(map(_MODE, stats))
+            if not self._follow_links(columns, paths, stats, folders):
+                return False
+            modes = set(map(_MODE, stats))  # a few values: kind and permission bits
             if (
-                set(map(stat.S_IFMT, modes)) != _REGULAR  # a link: locate() follows it
+                not all(map(stat.S_ISREG, modes))
                 or list(map(_SIZE, stats)) != columns.sizes
-                or (set(map(int.__and__, modes, repeat(stat.S_IROTH))) != _OTHERS_READ
+                or (not all(mode & stat.S_IROTH for mode in modes)
                     and not all(map(readable, paths, stats)))
             ):
                 return False
@@ -199,6 +203,26 @@ class ManifestArchive:
             entry = columns.entry(len(stream.names))
             raise refuse_entry(entry, str(exc), public_reason(exc)) from None
         _plan(stream)
+        return True
+
+    def _follow_links(self, columns: ManifestColumns, paths: list[str],
+                      stats: list[os.stat_result], folders: dict[str, str]) -> bool:
+        """Give each symlink among ``paths`` (its ``lstat`` in ``stats``) the real path
+        and stat :meth:`_locate` and :func:`_checked_stat` find; False if one of them
+        refuses (the line-by-line build then refuses the first bad line)."""
+        if all(map(stat.S_ISREG, set(map(_MODE, stats)))):
+            return True
+        for index, st in enumerate(stats):
+            if stat.S_ISLNK(st.st_mode):
+                entry = columns.entry(index)
+                try:
+                    located = self._locate(entry, folders)
+                    if located is None:
+                        return False
+                    path = located[0]
+                    paths[index], stats[index] = path, _checked_stat(entry, path, located[1])
+                except (Refusal, OSError):
+                    return False
         return True
 
     def _parse(self, body: bytes, encoding: str) -> list[ManifestEntry]:
@@ -257,7 +281,6 @@ class _Finder:
 
 
 _MODE, _SIZE = attrgetter("st_mode"), attrgetter("st_size")
-_REGULAR, _OTHERS_READ = {stat.S_IFREG}, {stat.S_IROTH}
 
 
 def _plan(stream: ArchiveStream) -> None:

@@ -19,6 +19,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: request may name: Linux's PATH_MAX, and NAME_MAX as a depth nobody shares files at.
 MAX_PATH_BYTES = 4096
 MAX_PATH_DEPTH = 255
+_S_IFMT, _S_IFLNK = 0o170000, stat.S_IFLNK
 
 
 def split_url_path(url_path: str) -> tuple[str, ...]:
@@ -176,14 +177,15 @@ class Root:
     def _last_step(self, folder: str, part: str) -> tuple[str, Optional[os.stat_result]]:
         """:meth:`locate`'s last step below the real ``folder`` (the common case of a
         manifest: its folder is cached, so this is all a file costs)."""
-        candidate = folder + part if folder.endswith(os.sep) else folder + os.sep + part
+        candidate = folder + part if folder[-1:] == os.sep else folder + os.sep + part
         try:
             st: Optional[os.stat_result] = os.lstat(candidate)
         except OSError:
             st = None
-        if st is not None and stat.S_ISLNK(st.st_mode):
+        if st is not None and st.st_mode & _S_IFMT == _S_IFLNK:  # S_ISLNK, without a call
             candidate, st = self._followed(candidate), None
-        if not self._visible(candidate):
+        # _visible, inline: this runs once per manifest line off the fast path.
+        if not self.show_hidden and hidden_below(candidate, self.path):
             raise FileNotFoundError("hidden path")
         return candidate, st
 
