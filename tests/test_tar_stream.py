@@ -590,3 +590,16 @@ def test_gzip_memory_stays_bounded():
         tracemalloc.stop()
     assert total < 24 * 1024 * 1024
     assert peak < 10 * 1024 * 1024, peak  # 2 workers: 4 MiB queued + results + the cut
+
+
+@pytest.mark.parametrize("name_length", [0, 1, 99, 100])
+@pytest.mark.parametrize("prefix_length", [0, 1, 144, 145, 155])
+def test_header_byte_sums_in_c_are_the_sums(name_length: int, prefix_length: int) -> None:
+    """The checksum's byte sums (Adler-32 below 245 bytes of name and prefix) equal
+    ``sum()``, high bytes included, on both sides of the cut-over."""
+    from zipwsgi.formats.tar import records as tf
+
+    for fill in (0x7F, 0xFF):
+        name, prefix = bytes([fill]) * name_length, bytes([fill]) * prefix_length
+        size_field = b"%011o\0" % 0o77777777777
+        assert tf._byte_sum(name, prefix, size_field) == sum(name + prefix + size_field)

@@ -144,17 +144,18 @@ class FolderWalk:
         # is a call of _examine and its Optional checks less per file.
         head = arcname + "/" if arcname else ""
         skip_hidden = not self.include_hidden
+        stat_at, is_file = os.stat, stat.S_ISREG  # locals: one lookup per file, not two
         try:
             for entry in entries:
                 name = entry.name
                 if dir_fd is not None and not entry.is_symlink():
                     try:
-                        st = os.stat(name, dir_fd=dir_fd)
+                        st = stat_at(name, dir_fd=dir_fd)
                     except OSError:
                         st = None
                     if (
                         st is not None
-                        and stat.S_ISREG(st.st_mode)
+                        and is_file(st.st_mode)
                         and surely_readable(st)
                         and not (skip_hidden and name.startswith("."))
                         and "\\" not in name
@@ -234,10 +235,11 @@ def walk_folder(
     # A stack of (ancestors, pending entries): an explicit stack, not recursion, so a
     # deep tree cannot hit the interpreter's recursion limit.
     stack = [(frozenset([_key(st)]), walk.children(top, arcname))]
+    is_dir = stat.S_ISDIR
     while stack:
         ancestors, pending = stack[-1]
         for found in pending:  # a for loop, not next() per entry: files go straight out
-            if not stat.S_ISDIR(found.st.st_mode):
+            if not is_dir(found.st.st_mode):
                 yield found
                 continue
             key = _key(found.st)

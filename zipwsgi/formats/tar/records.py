@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import struct
 from typing import Optional
+from zlib import adler32 as _adler32
 
 BLOCK = 512
 #: GNU tar and Python's tarfile write archives in records of 20 blocks; so do we.
@@ -78,7 +79,7 @@ def ustar_header(
     size_field = b"%011o\0" % size
     # The checksum is the sum of the header's bytes with its own field read as spaces:
     # added up from the fields here (one header is packed once, not summed over 512 bytes).
-    checksum = fixed + sum(name) + sum(prefix) + sum(size_field) + typeflag[0]
+    checksum = fixed + _byte_sum(name, prefix, size_field) + typeflag[0]
     return _USTAR.pack(
         name,
         mode_field,
@@ -97,6 +98,22 @@ def ustar_header(
         _ZERO_7,
         prefix,
     )
+
+
+def _byte_sum(name: bytes, prefix: bytes, size_field: bytes) -> int:
+    """The sum of the bytes of the three fields, in C where it can be exact.
+
+    Adler-32's low half is 1 plus the sum of the bytes, modulo 65521: exact while that
+    stays below 65521, so for up to 256 bytes (255 * 256 + 1 = 65281). Names and
+    prefixes of up to 244 bytes (most) are summed so: ~0.3 µs less per header than
+    ``sum()``, which makes an int per byte (a test compares the two).
+    """
+    if len(name) + len(prefix) <= 244:
+        adler = _adler32(name)
+        if prefix:
+            adler = _adler32(prefix, adler)
+        return (_adler32(size_field, adler) & 0xFFFF) - 1
+    return sum(name) + sum(prefix) + sum(size_field)
 
 
 #: The bytes every ustar header has in the same fields: uid, gid, the checksum read as

@@ -7,7 +7,9 @@ import codecs
 import re
 from typing import Optional
 
+from zipwsgi.errors import ArchiveNameError
 from zipwsgi.formats.zip import records as zf
+from zipwsgi.paths import check_encoded_name
 
 
 def encode_char(ch: str, charset: str) -> str:
@@ -57,3 +59,34 @@ def check_charset(charset: Optional[str]) -> Optional[str]:
     if not compatible:
         raise ValueError(f"charset {charset!r} does not write ASCII as ASCII")
     return charset
+
+
+def encode_name(name: str, charset: Optional[str]) -> tuple[Optional[bytes], int, Optional[bytes]]:
+    """(name bytes if not plain UTF-8, flags, Unicode Path extra field or None) of a
+    name in ``charset`` (see ZipLayout)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8 (os.scandir hands it over with
+        # surrogate escapes): write its bytes exactly as on disk, without the UTF-8 flag.
+        raw = name.encode("utf-8", "surrogateescape")
+        return check_encoded_name(raw, name), 0, None
+    if charset is None:
+        return None, zf.FLAG_UTF8, None
+    if charset == "native":
+        return None, 0, None
+    try:
+        legacy = "".join(encode_char(ch, charset) for ch in name).encode(charset)
+    except UnicodeError as exc:  # idna refuses empty or over-long labels, for one
+        raise ArchiveNameError(
+            f"archive name cannot be encoded in {charset}: {name[:80]!r} ({exc})"
+        ) from None
+    check_encoded_name(legacy, name)
+    utf8 = name.encode("utf-8")
+    if len(utf8) > MAX_UNICODE_PATH:
+        # The field's length is 16 bits, and it shares the extra area (also 16 bits)
+        # with the timestamp and a zip64 field: refuse before any byte, not mid-stream.
+        raise ArchiveNameError(
+            f"archive name too long for zip's Unicode Path field: {name[:80]!r}..."
+        )
+    return legacy, 0, zf.unicode_path_extra(legacy, utf8)
