@@ -177,3 +177,30 @@ def test_a_file_changed_before_the_small_path_reads_it_is_refused(
     with pytest.raises(SourceChangedError):
         drain(zs)
     assert first
+
+
+def test_a_folder_gone_before_the_pass_reaches_it_is_refused(tmp_path: Path) -> None:
+    """Walked files are opened relative to their folder's descriptor: a folder renamed
+    away after planning cannot be opened, and its files then fail by their paths."""
+    _tree(tmp_path)
+    zs = _zip(tmp_path)
+    (tmp_path / "top" / "d").rename(tmp_path / "elsewhere")
+    with pytest.raises(SourceChangedError, match="vanished"):
+        drain(zs)
+
+
+def test_a_pass_closed_mid_run_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / "top" / f"d{i}").mkdir(parents=True)
+        for j in range(40):
+            (tmp_path / "top" / f"d{i}" / f"f{j}").write_bytes(os.urandom(1000 + j))
+    zs = _zip(tmp_path, chunk_size=16 * 1024)  # every file in the run, 16 files a chunk
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        chunks = iter(zs)
+        next(chunks)
+        next(chunks)
+        assert len(set(os.listdir("/proc/self/fd")) - before) <= 1  # the folder's
+        chunks.close()  # type: ignore[attr-defined]
+        assert set(os.listdir("/proc/self/fd")) <= before
+    assert drain(zs) == drain(_zip(tmp_path, chunk_size=512))  # the general path
