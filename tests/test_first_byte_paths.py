@@ -443,3 +443,18 @@ def test_plain_folders_agree_with_split(tmp_path_factory: Any, locations: list[s
         head, _, last = location.rpartition("/")
         assert plain.folders[head][0] is split[0] and (*plain.folders[head][1], last) == split[1]
         assert "?" not in location and "." not in split[1] and ".." not in split[1]
+
+
+@pytest.mark.parametrize("case", [case_plain, case_link_inside, case_link_out, case_wrong_size,
+                                  case_missing, case_others_cannot_read],
+                         ids=lambda f: f.__name__[5:])
+def test_files_stat_ed_by_slices_are_the_same(
+    tree: Path, case: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path stats files by slices (bounded memory): slices of 4 lines, so a link
+    or a bad file falls in a later slice, give what one slice and the general build give."""
+    body = case(tree, everything(tree))
+    whole = build(tree, body, lazy=False, fast=True)
+    monkeypatch.setattr("zipwsgi.http.manifest_archive._STAT_SLICE", 4)
+    assert build(tree, body, lazy=False, fast=True) == whole
+    assert build(tree, body, lazy=False, fast=False) == whole

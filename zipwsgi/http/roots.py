@@ -32,7 +32,7 @@ from typing import Mapping, Optional, Sequence, Union
 from zipwsgi.errors import OutsideRootError
 from zipwsgi.paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, Root, split_url_path
 
-__all__ = ["PlainLocations", "Roots"]
+__all__ = ["PlainLocations", "Roots", "RootsFinder"]
 
 # Last segments that split_url_path drops or refuses: such locations take the long way.
 _SPECIAL = frozenset({"", ".", ".."})
@@ -52,14 +52,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 class PlainLocations:
     """What :meth:`Roots.plain_folders` found out about locations that are all plain:
-    each one split at its last slash, and each folder text's root and segments."""
+    each folder text's root and segments."""
 
-    __slots__ = ("locations", "split", "folders")
+    __slots__ = ("locations", "folders")
 
-    def __init__(self, locations: Sequence[str], split: list[tuple[str, str, str]],
+    def __init__(self, locations: Sequence[str],
                  folders: dict[str, tuple[Root, tuple[str, ...]]]) -> None:
         self.locations = locations
-        self.split = split
         self.folders = folders
 
 
@@ -138,11 +137,11 @@ class Roots:
             or max(map(len, locations)) > MAX_PATH_BYTES // 4
         ):
             return None
-        # Each location's (folder text, "/", last segment), one location per folder
-        # text: C-level maps (the dict keeps the last location of each).
-        split = list(map(str.rpartition, locations, repeat("/")))
+        # One location per folder text (what precedes its last slash), by C-level maps:
+        # the dict keeps the last location of each; no list of 10,000 split tuples.
+        heads = dict(zip(map(_HEAD, map(str.rpartition, locations, repeat("/"))), locations))
         folders: dict[str, tuple[Root, tuple[str, ...]]] = {}
-        for head, location in dict(zip(map(_HEAD, split), locations)).items():
+        for head, location in heads.items():
             try:
                 found = self.split(location)
             except OSError:
@@ -150,7 +149,7 @@ class Roots:
             if found is None or not found[0].show_hidden:
                 return None
             folders[head] = (found[0], found[1][:-1])
-        return PlainLocations(locations, split, folders)
+        return PlainLocations(locations, folders)
 
     @staticmethod
     def plain_paths(plain: PlainLocations, folders: dict[str, str]) -> Optional[list[str]]:
@@ -181,8 +180,9 @@ class Roots:
             if all(base == path + head[cut - 1:] + "/" for head, base in bases.items()):
                 return list(map(str.__add__, repeat(path),
                                 map(itemgetter(slice(cut - 1, None)), plain.locations)))
-        return list(map(str.__add__, map(bases.__getitem__, map(_HEAD, plain.split)),
-                        map(_LAST, plain.split)))
+        split = list(map(str.rpartition, plain.locations, repeat("/")))
+        return list(map(str.__add__, map(bases.__getitem__, map(_HEAD, split)),
+                        map(_LAST, split)))
 
     def split(self, location: str) -> Optional[tuple[Root, tuple[str, ...]]]:
         """The root ``location`` is under and its segments below that root, checked as
@@ -243,3 +243,21 @@ class Roots:
             made = self._made[prefix] = (Root(directory, show_hidden=True),
                                          len(split_url_path(prefix)))
         return made
+
+
+class RootsFinder:
+    """Finds a lazy manifest's files when the stream reaches them (a
+    :class:`~zipwsgi.engine.deferred.FileFinder`), with the same confinement as the
+    eager build and a folder cache for this one manifest."""
+
+    __slots__ = ("roots", "folders")
+
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.folders: dict[str, str] = {}
+
+    def find(self, key: str) -> tuple[str, Optional[os.stat_result]]:
+        located = self.roots.locate(key, self.folders)
+        if located is None:  # checked when added; only a bug of ours gets here
+            raise OutsideRootError(f"location under no root: {key!r}")
+        return located
