@@ -17,7 +17,7 @@ from conftest import drain
 from readers import check_7z, check_bsdtar, check_unzip, check_zipfile
 
 from zipwsgi import SourceChangedError, TarStream, ZipStream
-from zipwsgi.engine import writer
+from zipwsgi.engine import smallfiles
 from zipwsgi.formats.entry import Entry
 from zipwsgi.formats.zip import records as zf
 from zipwsgi.formats.zip.layout import ZipLayout
@@ -86,9 +86,11 @@ def test_ranges_and_a_capped_central_directory_give_the_same_bytes(
         assert drain(zs.app_iter_range(start, None)) == whole[start:]
         assert drain(zs.app_iter_range(start, len(whole) - 1)) == whole[start:-1]
     # Central records packed ahead for only the first entries; the trailer packs the rest.
+    # (A chunk of 2 KiB flushes, and so checks the cap, every file or two.)
     for cap in (0, 1, 200, 500):
-        monkeypatch.setattr(writer, "_CENTRAL_CAP", cap)
+        monkeypatch.setattr(smallfiles, "CENTRAL_CAP", cap)
         assert drain(_zip(tmp_path)) == whole
+        assert drain(_zip(tmp_path, chunk_size=2048)) == whole
 
 
 def test_a_big_file_between_small_ones_keeps_the_central_records_in_order(

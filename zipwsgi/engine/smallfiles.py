@@ -33,6 +33,7 @@ from zipwsgi.formats.entry import ArchiveLayout, Entry, EntryRecord
 # (compression._pick_crc32 is where this choice belongs for the whole package.)
 crc32 = compression._zlib_ng.crc32 if compression._zlib_ng is not None else compression.crc32
 
+
 class CentralLayout(Protocol):
     """What a layout with a central directory offers the small-file path beyond
     :class:`~zipwsgi.formats.entry.ArchiveLayout` (ZipLayout has it; tar has no
@@ -54,11 +55,10 @@ class CentralLayout(Protocol):
     ) -> Iterator[bytes]: ...
 
 
-
 #: The most bytes of central records a pass packs ahead (records_central), give or take
 #: one chunk's worth: 8 MiB, the central directory of about 90,000 entries; the trailer
 #: packs the rest.
-_CENTRAL_CAP = 8 << 20
+CENTRAL_CAP = 8 << 20
 
 
 def run(
@@ -139,7 +139,7 @@ def run(
             if filled >= small:
                 yield b"".join(pieces)
                 pieces, filled = [], 0
-                if len(central) >= _CENTRAL_CAP:  # checked per chunk
+                if len(central) >= CENTRAL_CAP:  # checked per chunk
                     break
     finally:
         if folder_fd is not None:

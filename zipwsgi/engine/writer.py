@@ -11,10 +11,11 @@ import functools
 import weakref
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, cast
 
+from zipwsgi.engine import smallfiles
 from zipwsgi.engine.chunks import Batcher, forward_slice
 from zipwsgi.engine.deferred import settle
 from zipwsgi.engine.plan import Plan
-from zipwsgi.engine.smallfiles import _CENTRAL_CAP, CentralLayout, crc32, run, settle_crc
+from zipwsgi.engine.smallfiles import CentralLayout, crc32, run, settle_crc
 from zipwsgi.engine.sources import Reader, Source
 from zipwsgi.errors import SourceChangedError, SourceError
 from zipwsgi.formats.entry import DEFLATE, Entry, EntryRecord
@@ -66,7 +67,7 @@ class Writer:
         # entry (records_central), while its name, times and CRC are at hand; the trailer
         # then packs only those of entries after the first it could not (``covered``).
         # What it buys, measured: see the layouts' records_central. Capped, so a pass of
-        # millions of entries holds no more than _CENTRAL_CAP bytes of records.
+        # millions of entries holds no more than smallfiles.CENTRAL_CAP bytes of records.
         packer: Optional[CentralLayout] = None
         if hasattr(layout, "records_central"):
             packer = cast(CentralLayout, layout)
@@ -118,7 +119,7 @@ class Writer:
                             settle_crc(entry, crc)
                     else:
                         crc = 0
-                    if covered == index and len(central) < _CENTRAL_CAP:
+                    if covered == index and len(central) < smallfiles.CENTRAL_CAP:
                         header, footer = records(entry, offset, crc, central)  # type: ignore[misc]
                         covered += 1
                     else:
@@ -156,7 +157,7 @@ class Writer:
                 ready = batch.add(piece)
                 if ready:
                     yield ready
-            if whole and covered == index - 1 and len(central) < _CENTRAL_CAP:
+            if whole and covered == index - 1 and len(central) < smallfiles.CENTRAL_CAP:
                 central += packer.central_record(entry, self._record(plan, index - 1))  # type: ignore[union-attr]
                 covered += 1
         if pos < stop:
