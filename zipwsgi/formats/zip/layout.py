@@ -245,9 +245,9 @@ class ZipLayout:
         The central record is packed here, while the name, the time fields and the CRC
         are at hand, instead of in the trailer, which would fetch every one of them
         again; each plain record is one struct call (``records.plain_shapes``), its
-        constants module globals. Measured on 10,000 files: 1.0 µs a file for all three
-        records, against 1.2 µs for ``records`` and 1.1 µs for the trailer's
-        ``central_record`` before. Tests compare the bytes with the general code's.
+        constants module globals. Measured: 0.74 µs for the three records, against
+        0.58 µs for ``records`` plus 0.60 µs for ``central_record`` and ~0.3 µs for the
+        trailer's ``record_of`` call. Tests compare the bytes with the general code's.
         """
         bits = entry.layout
         size: int = entry.size  # type: ignore[assignment]
