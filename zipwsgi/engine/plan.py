@@ -13,7 +13,7 @@ from bisect import bisect_right
 from typing import Optional, Sequence
 
 from zipwsgi.errors import ArchiveTooLargeError
-from zipwsgi.formats.entry import MAX_ARCHIVE_SIZE, ArchiveLayout, Entry
+from zipwsgi.formats.entry import MAX_ARCHIVE_SIZE, STORED, ArchiveLayout, Entry
 
 _TOO_LARGE = f"the archive would be larger than {MAX_ARCHIVE_SIZE} bytes, which no reader can seek"
 
@@ -34,18 +34,27 @@ class Plan:
         offsets = array("q")
         data_offsets = array("q")
         planned_sizes = layout.planned_sizes
+        at, data_at = offsets.append, data_offsets.append
         pos = shares = 0
         sized = True
         try:
             for entry in entries:
-                if not entry.data_predictable:
-                    sized = False
-                    break
-                offsets.append(pos)
+                # Entry.data_predictable, inline, and the arrays' appends bound once:
+                # 10,000 walked files, 0.38 -> 0.31 µs an entry. (By columns, the
+                # layout giving every length by map and the offsets one accumulate,
+                # measured no faster: 0.37 µs; array("q", ...) and each map pass cost
+                # 12-30 ns an entry, as much as the loop's bytecode.)
+                size: Optional[int] = 0
+                if not entry.is_dir:
+                    size = entry.size
+                    if size is None or entry.compression != STORED:
+                        sized = False
+                        break
+                at(pos)
                 header, footer, share = planned_sizes(entry, pos)
                 pos += header
-                data_offsets.append(pos)
-                pos += (0 if entry.is_dir else entry.size) + footer  # type: ignore[operator]
+                data_at(pos)
+                pos += size + footer  # type: ignore[operator]
                 shares += share
         except OverflowError:  # an offset past the arrays' signed 64 bits
             raise ArchiveTooLargeError(_TOO_LARGE) from None
