@@ -12,7 +12,6 @@ import itertools
 import os
 import stat
 import weakref
-from collections import deque
 from itertools import repeat
 from operator import add, attrgetter
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -47,7 +46,7 @@ from zipwsgi.paths.walk import FileRun, walk_runs
 __all__ = ["ArchiveEntries"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-_SIZE, _MTIME, _LAYOUT = attrgetter("size"), attrgetter("mtime"), attrgetter("layout")
+_SIZE, _MTIME = attrgetter("size"), attrgetter("mtime")
 
 
 class ArchiveEntries:
@@ -184,18 +183,12 @@ class ArchiveEntries:
                 aheads = [c is None and s.reopenable for c, s in zip(crcs, sources)]
             entries = list(map(Entry, names, repeat(False), sources, sizes, map(int, mtimes),
                                repeat(mode), repeat(method), repeat(self.level), crcs, aheads))
-            try:
-                deque(map(self._layout.prepare, entries), 0)
-            except Exception:  # noqa: BLE001 -- again one by one: the same error, same place
-                entries = None
+            if not prepare_all(self._layout, entries, shared):
+                entries = None  # again one by one: the same error, same place
         if entries is None:
             for name, source, crc in zip(names, sources, crcs):
                 self.add_file(source, name, crc=crc)
             return
-        layouts = list(map(_LAYOUT, entries))
-        if set(map(type, layouts)) == {int}:  # one int object per value (memory per entry)
-            same = {bits: self._shared_ints.setdefault(bits, bits) for bits in set(layouts)}
-            deque(map(setattr, entries, repeat("layout"), map(same.__getitem__, layouts)), 0)
         self._entries.extend(entries)
         self._names.update(dict.fromkeys(names))
         self._folders.update(dict.fromkeys(checked.folders))
