@@ -140,3 +140,21 @@ def test_a_layout_refusal_raises_as_one_by_one(tmp_path: Path) -> None:
         outcomes.append([(e.name, e.layout) for e in stream._entries])
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][-1][0] == "top/b/link.txt"  # the files before it are in
+
+
+@pytest.mark.parametrize("by_runs", [True, False])
+def test_files_of_a_folder_share_one_folder_object(tmp_path: Path, by_runs: bool) -> None:
+    """One FolderFiles per folder, not per file (memory per entry), both ways."""
+    top = _tree(tmp_path)
+    stream = entries_module.ArchiveEntries(ZipLayout())
+    if by_runs:
+        stream.add_path(str(top), "top")
+    else:
+        stream.add_found(_one_by_one(walk_runs(str(top), "top")))
+    sources = {e.name: e.source for e in stream._entries}
+    # Consecutive plain files of one folder (a subfolder or a link between two splits
+    # them: another FolderFiles then, as before runs).
+    assert sources["top/g/é.txt"].folder is sources["top/g/" + "n" * 120].folder
+    shared = [s.folder for s in sources.values() if hasattr(s, "folder")]
+    assert len(set(map(id, shared))) < len(shared)
+    assert sources["top/b/c.txt"].path == str(top / "b" / "c.txt")

@@ -37,7 +37,7 @@ def walked_entries(
     run: FileRun, method: str, level: Level, ahead: bool, shared: dict[Any, Any]
 ) -> tuple[list[str], list[int], list[Entry]]:
     """``(names, sizes, entries)`` of a run of plain files: the entries ``add_found``
-    makes one by one (``ArchiveEntries._add_walked``), not prepared, not checked (the
+    makes one by one (for Found items), not prepared, not checked (the
     caller checks the names and sizes, then prepares). ``shared`` holds one int object
     per mode."""
     names = run.arcnames()
