@@ -321,14 +321,17 @@ def test_a_file_rewritten_in_place_cuts_the_next_pass(
     assert len(sent) < len(first)
 
 
-def test_a_partial_range_cannot_be_checked(tmp_path: Path) -> None:
-    """Documented limit: a range with only part of an entry has no CRC to check against."""
+def test_a_partial_range_of_a_file_rewritten_since_planning_is_refused(tmp_path: Path) -> None:
+    """A range with only part of an entry has no CRC to check against, but the file's
+    identity (device, inode, ctime), compared when it is opened, still sees the rewrite."""
     path = tmp_path / "f.bin"
     path.write_bytes(b"a" * 1000)
     zs = ZipStream()
     zs.add_path(path, "f.bin", crc=zlib.crc32(b"a" * 1000))
+    assert b"".join(zs.app_iter_range(100, 200)) == b"a" * 100
     rewrite_in_place(path, b"b" * 1000)
-    assert b"".join(zs.app_iter_range(100, 200)) == b"b" * 100
+    with pytest.raises(SourceChangedError, match="another file stands"):
+        b"".join(zs.app_iter_range(100, 200))
 
 
 def test_middleware_cuts_a_reused_stream_whose_file_changed(tmp_path: Path) -> None:
@@ -455,3 +458,34 @@ def test_refusals_never_echo_the_manifest(
     assert "no archive sent" in caplog.text  # the log has the line and the reason
     if "/status/" in manifest:
         assert "sub-request failed (404)" in body
+
+
+def test_a_single_file_swapped_for_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """The app's single-file answer opens the file only when iterated: a FIFO put in its
+    place since the request was checked must not hold that open (and the thread) until a
+    writer comes."""
+    import threading
+
+    from zipwsgi.app.files import file_response
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 100)
+    response = file_response(str(path), path.stat())
+    path.unlink()
+    os.mkfifo(path)
+    outcome: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            b"".join(response.app_iter)
+        except BaseException as exc:  # noqa: BLE001 -- reported to the test thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # unblock it: a writer opens and closes the FIFO
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+        pytest.fail("opening the FIFO blocked")
+    assert outcome and isinstance(outcome[0], SourceChangedError)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import stat
 from typing import Iterator, Optional
 
+from zipwsgi.errors import SourceChangedError
 from zipwsgi.http.responses import RangedResponse
 
 __all__ = ["file_response"]
@@ -33,8 +35,13 @@ class _FileBody:
         return gen
 
     def _read(self, start: int, stop: int) -> Iterator[bytes]:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        # O_NONBLOCK: a FIFO swapped in since the request was checked must not hold the
+        # open (and this thread) until a writer comes; it is refused just below.
+        flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+                 | getattr(os, "O_NONBLOCK", 0))
         with open(os.open(self.path, flags), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise SourceChangedError(f"no longer a regular file: {self.path}")
             file.seek(start)
             remaining = stop - start
             while remaining > 0:

@@ -43,7 +43,7 @@ class FileFinder(Protocol):
 class DeferredFile(FileSource):
     """A file of promised ``size``, found and stat-ed by :meth:`settle` (or the first
     open) rather than when added. Once settled it is a :class:`FileSource`: each open
-    re-checks size and mtime through the descriptor (``O_NOFOLLOW``)."""
+    re-checks size, mtime and identity through the descriptor (``O_NOFOLLOW``)."""
 
     __slots__ = ("finder", "key")
 

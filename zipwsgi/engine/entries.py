@@ -357,9 +357,13 @@ class ArchiveEntries:
                     source = FileSource(item.path, st)
                 size = st.st_size
                 clash = name in names or name + "/" in names or name in implied
-                if (unique and clash) or size > MAX_ENTRY_SIZE:
+                # A name the walk renamed (a backslash or a drive letter on disk: "a\\b"
+                # became folders, "a/b") has parents this walk never added: they are
+                # checked and recorded like any added name's.
+                renamed = not name.endswith(item.name)
+                if (unique and clash) or size > MAX_ENTRY_SIZE or renamed:
                     self._append(name, source, size, st.st_mtime, mode, None, compression,
-                                 level, parents_checked=True)
+                                 level, parents_checked=not renamed)
                     continue
                 entry = Entry(name, False, source, size, int(st.st_mtime),
                               shared.setdefault(mode, mode), method, deflate_level,

@@ -19,6 +19,10 @@ __all__ = ["FileSource", "FolderFile", "FolderFiles", "open_folder"]
 # Files are opened without following a final symlink: a link swapped in after planning
 # (perhaps pointing outside the allowed roots) is refused rather than read.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# And never blocking: a FIFO swapped in after planning would hold the open until some
+# writer came (on waitress's file path, its one I/O thread: every connection). Regular
+# files ignore the flag; the identity check after the open refuses the FIFO.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class FileSource(Source):
@@ -63,7 +67,7 @@ class FileSource(Source):
 
     def _open_checked(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(self.path, _OPEN_FLAGS)
         except FileNotFoundError as exc:
             raise SourceChangedError(f"file vanished before streaming: {self.path}") from exc
         except OSError as exc:
@@ -81,6 +85,13 @@ class FileSource(Source):
                 f"file changed since the archive was planned: {self.path} "
                 f"(size {self.size} -> {st.st_size})"
             )
+        # Size and mtime are easy to copy: a folder swapped for a link to another folder
+        # holding a file of that size and mtime (O_NOFOLLOW guards the last step only),
+        # or a file replaced by rename with its mtime kept (rsync -t), would pass them.
+        # The identity (device, inode, ctime) is the file's own.
+        if _identity(st) != self._identity:
+            raise SourceChangedError(
+                f"another file stands at {self.path} since the archive was planned")
 
     def open(self) -> Reader:
         return _FileReader(self._open_checked(), self.path, cast(int, self.size))
@@ -98,7 +109,7 @@ class FileSource(Source):
         return self.path
 
 
-_OPEN_FLAGS = os.O_RDONLY | _NOFOLLOW
+_OPEN_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0)
 _open, _fstat, _read, _close = os.open, os.fstat, os.read, os.close
 
 
@@ -110,7 +121,8 @@ def _read_all(source: FileSource, path: str, size: int) -> bytes:
         fd = source._open_checked()  # fails again, with its messages (or opens, checked)
     try:
         st = _fstat(fd)
-        if st.st_size != source.size or st.st_mtime_ns != source._mtime_ns:
+        if (st.st_size != source.size or st.st_mtime_ns != source._mtime_ns
+                or _identity(st) != source._identity):
             source._check(st)
         data = _read(fd, size + 1)
         if len(data) == size:
@@ -188,7 +200,8 @@ class FolderFile(FileSource):
             return _read_all(self, self.path, size)  # fails again, with its messages
         try:
             st = _fstat(fd)
-            if st.st_size == size == self.size and st.st_mtime_ns == self._mtime_ns:
+            if (st.st_size == size == self.size and st.st_mtime_ns == self._mtime_ns
+                    and hash((st.st_dev, st.st_ino, st.st_ctime_ns)) == self._identity):
                 data = _read(fd, size + 1)
                 if len(data) == size:
                     return data
