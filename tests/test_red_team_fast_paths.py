@@ -275,12 +275,6 @@ def test_a_file_swapped_for_a_link_after_planning_is_refused(
     assert isinstance(result, SourceError), result
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/files.py compares only size and mtime when it opens a file: a folder "
-    "swapped for a link to an outside folder holding a file of that size and mtime is "
-    "read through (path opens and the small-file run's folder descriptor follow "
-    "folder links). Fix: FileSource._check, _read_all and FolderFile.read_all also "
-    "compare the opened file's identity (st_dev, st_ino) with the planned one"))
 @pytest.mark.parametrize("how", ["walk", "manifest"])
 def test_a_folder_swapped_for_a_link_after_planning_is_not_read_through(
     swap_tree: tuple[Path, Path], how: str
@@ -345,12 +339,6 @@ def run_with_bound(work: Any, unblock: Path) -> list[Any]:
     return [*result, blocked]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/files.py opens files O_RDONLY|O_NOFOLLOW without O_NONBLOCK: a FIFO swapped "
-    "in after planning blocks the open until some writer comes (on waitress's file "
-    "path that is its one I/O thread: every connection stalls). Fix: add O_NONBLOCK to "
-    "_OPEN_FLAGS and to FileSource._open_checked's flags (regular files ignore it); "
-    "the fstat check then refuses the FIFO"))
 @pytest.mark.parametrize("how", ["walk", "manifest"])
 def test_a_fifo_swapped_in_after_planning_is_refused_without_blocking(
     swap_tree: tuple[Path, Path], how: str
@@ -365,7 +353,8 @@ def test_a_fifo_swapped_in_after_planning_is_refused_without_blocking(
 
 
 def test_a_file_rewritten_in_place_cuts_a_later_run(tmp_path: Path) -> None:
-    """Same size, same mtime, other bytes: the CRC a run learned is the only witness."""
+    """Same size, same mtime, other bytes: the write moved the file's ctime, so its
+    identity says so when opened (and the CRC the first pass learned would too)."""
     root = tmp_path / "root"
     (root / "d").mkdir(parents=True)
     for index in range(30):
@@ -379,7 +368,8 @@ def test_a_file_rewritten_in_place_cuts_a_later_run(tmp_path: Path) -> None:
     target.write_bytes(b"XX" * 50)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     again = drain_or_error(iter(stream))
-    assert isinstance(again, SourceChangedError) and "CRC-32" in str(again)
+    assert isinstance(again, SourceChangedError)
+    assert "another file stands" in str(again) or "CRC-32" in str(again)
 
 
 # -- waitress's file path ----------------------------------------------------------------
@@ -581,14 +571,8 @@ def test_a_failure_in_the_first_chunk_is_a_500_and_closes_everything(
 # -- folder walks: names on disk with backslashes ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a walked name holding a backslash becomes folders ('a\\\\b' -> 'a/b'), but the walk's "
-    "entries are added with parents_checked=True (engine/entries.py add_found, and "
-    "_append from it): a file 'a' beside a file 'a\\\\b' gives the file 'd/a' and the "
-    "file 'd/a/b'. Fix: in add_found, an item whose archive name the walk renamed (its "
-    "on-disk name held a backslash: the name no longer ends with item.name) goes "
-    "through _append with parents_checked=False, and so records its folders"))
-@pytest.mark.parametrize("files", [["a", "a\\b"], ["m\\n\\o", "m\\n"], ["q\\r", "q"]])
+@pytest.mark.parametrize("files", [["a", "a\\b"], ["m\\n\\o", "m\\n"], ["q\\r", "q"],
+                                   ["C:a\\b", "a"], ["b\\c", "C:b"], ["C:a", "a\\b"]])
 def test_a_walk_refuses_a_file_where_a_backslash_name_needs_a_folder(
     tmp_path: Path, files: list[str]
 ) -> None:
@@ -605,3 +589,34 @@ def test_a_walk_refuses_a_file_where_a_backslash_name_needs_a_folder(
     clashes = [name for name in files_named
                if any(other.startswith(name + "/") for other in names)]
     assert not clashes, f"files where folders must be: {clashes} in {names}"
+
+
+@pytest.mark.parametrize("spec", ["1000000-", "-100", "6000-3100000"])
+def test_crcs_a_range_needs_are_read_on_a_task_thread_not_the_io_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    """With '-' CRCs a range that starts mid-archive needs the CRCs of entries it does
+    not send whole; reading those (whole files) must not stall waitress's one I/O thread."""
+    from zipwsgi.engine import writer
+
+    threads: list[str] = []
+    original = writer.Writer._crc_of
+
+    def spy(self: Any, entry: Any) -> int:
+        threads.append(threading.current_thread().name)
+        return original(self, entry)
+
+    monkeypatch.setattr(writer.Writer, "_crc_of", spy)
+    rnd = random.Random(5)
+    sizes = {"a": 5000, "big": 3_000_000, "c": 2_000_000, "z": 10}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(rnd.randbytes(size))
+    body = "".join(f"- {size} /files/{name} {name}\n" for name, size in sizes.items()).encode()
+    with serving(tmp_path, body) as url:
+        whole = raw_get(url).partition(b"\r\n\r\n")[2]
+        answer = raw_get(url, f"Range: bytes={spec}\r\n")
+    first, _, last = spec.partition("-")
+    expected = whole[-int(last):] if not first else whole[int(first):(int(last) + 1 if last
+                                                                    else None)]
+    assert answer.startswith(b"HTTP/1.1 206") and answer.partition(b"\r\n\r\n")[2] == expected
+    assert threads and all(name.startswith("waitress-") for name in threads), threads
