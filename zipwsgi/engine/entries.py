@@ -13,10 +13,10 @@ import os
 import stat
 import weakref
 from itertools import repeat
-from operator import add, attrgetter
+from operator import add
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
-from zipwsgi.engine.columns import prepare_all, walked_entries
+from zipwsgi.engine.columns import file_entries, prepare_all, walked_entries
 from zipwsgi.engine.compression import Level, check_level, crc32
 from zipwsgi.engine.deferred import DeferredFile
 from zipwsgi.engine.files import FileSource, FolderFile, FolderFiles
@@ -46,7 +46,6 @@ from zipwsgi.paths.walk import FileRun, walk_runs
 __all__ = ["ArchiveEntries"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-_SIZE, _MTIME = attrgetter("size"), attrgetter("mtime")
 
 
 class ArchiveEntries:
@@ -161,31 +160,14 @@ class ArchiveEntries:
         odd (a CRC or size out of range, a layout that refuses) goes through add_file."""
         if checked.entries is not self or checked.count != len(self._names):
             raise ValueError("names checked for another archive state; check again")
-        names, count = checked.names, len(checked.names)
+        names = checked.names
         if DeferredFile in set(map(type, sources)):
             self._deferred = True
-        sizes = list(map(_SIZE, sources))
-        entries: Optional[list[Entry]] = None
-        if count and None not in sizes and max(sizes) <= MAX_ENTRY_SIZE and (
-            crcs.count(None) == count or all(c is None or 0 <= c <= 0xFFFFFFFF for c in crcs)
-        ):
-            if 0 in sizes:  # the CRC of nothing is known up front
-                crcs = [0 if size == 0 and crc is None else crc for size, crc in zip(sizes, crcs)]
-            found = list(map(_MTIME, sources))
-            mtimes: Iterable[Any] = found
-            if None in found:  # deferred files (all, in a lazy manifest): known when streamed
-                mtimes = repeat(self.default_mtime) if found.count(None) == count else [
-                    self.default_mtime if m is None else m for m in found]
-            shared, method = self._shared_ints, self.compression
-            mode = shared.setdefault(DEFAULT_FILE_MODE, DEFAULT_FILE_MODE)
-            aheads: Iterable[bool] = repeat(False)
-            if self.precompute_crc and method == STORED:
-                aheads = [c is None and s.reopenable for c, s in zip(crcs, sources)]
-            entries = list(map(Entry, names, repeat(False), sources, sizes, map(int, mtimes),
-                               repeat(mode), repeat(method), repeat(self.level), crcs, aheads))
-            if not prepare_all(self._layout, entries, shared):
-                entries = None  # again one by one: the same error, same place
-        if entries is None:
+        shared = self._shared_ints
+        entries = file_entries(names, sources, crcs, self.compression, self.level,
+                               self.precompute_crc, self.default_mtime,
+                               shared.setdefault(DEFAULT_FILE_MODE, DEFAULT_FILE_MODE), shared)
+        if entries is None or not prepare_all(self._layout, entries, shared):
             for name, source, crc in zip(names, sources, crcs):
                 self.add_file(source, name, crc=crc)
             return
@@ -291,17 +273,11 @@ class ArchiveEntries:
         found, folders as directory entries, files with the stat the walk made (no
         second stat)."""
         # The fast path: runs of plain files of one folder (FileRun, from walk_runs) made
-        # by columns (engine/columns.py), with what every file of the walk shares
-        # settled once (method, level, the CRC-ahead choice). Walked names are normal
-        # already and their parents are folders this walk has added, so only the names
-        # themselves can clash: checked per run against the names so far; a clash, a
-        # size out of range or a layout that refuses sends the run one by one through
-        # the loop body below, which raises. What it buys is the walk's: no Found per
-        # file (add_path of 10,000 files, CPU: 4.9 -> 4.5 µs a file, the walk 2.56 ->
-        # 2.30); making entries by columns costs what the inline loop costs on Found
-        # items (1.76 against 1.74 µs a file, one process): the FolderFile and Entry
-        # constructors (~0.33 µs each), prepare, and the garbage collector's passes
-        # over the new objects (~0.3 µs) are what remains either way.
+        # by columns (engine/columns.py: what it buys, measured), with what every file
+        # of the walk shares settled once. Walked names are normal already and their
+        # parents are folders this walk has added, so only the names themselves can
+        # clash: checked per run; a clash, a size out of range or a layout that refuses
+        # sends the run one by one through the loop body below, which raises.
         method = self.compression if compression is None else check_compression(compression)
         deflate_level = self.level if level is None else check_level(level)
         ahead = self.precompute_crc and method == STORED  # files are reopenable
