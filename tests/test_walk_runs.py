@@ -64,14 +64,13 @@ def _build(cls: Any, top: Path, arcname: str, by_runs: bool, **options: Any) -> 
     return drain(stream)
 
 
-@pytest.mark.parametrize("cls", [ZipStream, TarStream])
 @pytest.mark.parametrize("arcname", ["top", "x/y", ""])
-@pytest.mark.parametrize("options", [{}, {"precompute_crc": True}])
+@pytest.mark.parametrize(("cls", "options"), [
+    (ZipStream, {}), (ZipStream, {"precompute_crc": True}), (TarStream, {}),  # tar: no CRC
+])
 def test_runs_and_found_give_the_same_bytes(
     tmp_path: Path, cls: Any, arcname: str, options: dict[str, Any]
 ) -> None:
-    if cls is TarStream and options:
-        pytest.skip("tar computes no CRC")
     top = _tree(tmp_path)
     by_runs = _build(cls, top, arcname, True, **options)
     assert by_runs == _build(cls, top, arcname, False, **options)
