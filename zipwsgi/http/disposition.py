@@ -19,7 +19,9 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-__all__ = ["archive_filename", "content_disposition"]
+from zipwsgi.engine.choice import archive_stem
+
+__all__ = ["archive_filename", "content_disposition", "default_filename"]
 
 # Invisible characters that reorder how a name is displayed (Unicode bidi controls).
 _BIDI_CONTROLS = frozenset(
@@ -58,6 +60,15 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
         encoded = quote(name, safe=_ATTR_CHAR_EXTRA, encoding="utf-8")
         value += f"; filename*=UTF-8''{encoded}"
     return value
+
+
+def default_filename(path: str) -> str:
+    """The last segment of a request path (``/download/photos`` → ``photos``), less an
+    archive suffix (``photos.tgz`` → ``photos``): the response adds its own format's,
+    so ``/photos.tar`` answered as a tar.gz is not named ``photos.tar.tar.gz``."""
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    stem = archive_stem(segment)
+    return (stem if stem.strip(" .") else segment) or "archive"
 
 
 def archive_filename(name: str, default: str = "archive", *, extension: str = ".zip") -> str:

@@ -63,11 +63,13 @@ from webob.datetime_utils import parse_date
 from webob.descriptors import parse_etag_response
 
 from zipwsgi.allocator import tune_allocator
-from zipwsgi.engine.choice import archive_stem, new_archive
+from zipwsgi.engine.choice import new_archive
 from zipwsgi.engine.compression import Level, check_level
 from zipwsgi.engine.options import check_compression, check_validator
 from zipwsgi.engine.stream import ArchiveStream
 from zipwsgi.errors import Refusal, SubrequestError
+from zipwsgi.http.bodies import find_archive
+from zipwsgi.http.disposition import default_filename
 from zipwsgi.http.filelike import attach_closers
 from zipwsgi.http.manifest_archive import (
     ManifestArchive,
@@ -240,7 +242,7 @@ class ZipMiddleware:
         Knows the wrappers frameworks put around a body they did not produce themselves;
         a subclass may extend it for others.
         """
-        return _find_stream(body)
+        return find_archive(body)
 
     # -- the two triggers -----------------------------------------------------------------
 
@@ -324,7 +326,7 @@ class ZipMiddleware:
         response = archive_response(
             request,
             stream,
-            filename=_default_filename(request),
+            filename=_request_filename(request),
             content_disposition_header=answer.header("Content-Disposition"),
             etag=etag,
             last_modified=calendar.timegm(last_modified.utctimetuple()) if last_modified else None,
@@ -384,39 +386,9 @@ def _clean_environ(environ: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _find_stream(body: Any, depth: int = 0) -> Optional[ArchiveStream]:
-    if isinstance(body, ArchiveStream):
-        return body
-    # zipwsgi.compat.zipstream.ZipFile (a drop-in for python-zipstream) keeps its stream
-    # as ``.stream``; werkzeug's responses have a ``.stream`` too, but never an archive.
-    if isinstance(getattr(body, "stream", None), ArchiveStream):
-        return body.stream  # type: ignore[no-any-return]
-    if depth > 3 or body is None or isinstance(body, (bytes, str, list, tuple)):
-        return None
-    owners: list[Any] = []
-    # werkzeug ClosingIterator._callbacks, bottle _closeiter.close_callbacks, Django's
-    # HttpResponse._resource_closers: bound close() methods of what the body wraps.
-    for attribute in ("_callbacks", "close_callbacks", "_resource_closers"):
-        for callback in getattr(body, attribute, None) or ():
-            owners.append(getattr(callback, "__self__", None))
-    # werkzeug Response.response (reached through its close()), WebOb Response.app_iter.
-    if depth:
-        owners.append(getattr(body, "response", None))
-        owners.append(getattr(body, "_app_iter", None))
-    for owner in owners:
-        found = _find_stream(owner, depth + 1)
-        if found is not None:
-            return found
-    return None
-
-
-def _default_filename(request: webob.Request) -> str:
-    """The last segment of the request path (``/download/photos`` → ``photos``), less
-    an archive suffix (``photos.tgz`` → ``photos``): the response adds its own format's,
-    so ``/photos.tar`` answered as a tar.gz is not named ``photos.tar.tar.gz``."""
+def _request_filename(request: webob.Request) -> str:
+    """:func:`default_filename` of the request's path (``"archive"`` if it is not UTF-8)."""
     try:
-        segment = request.path_info.rstrip("/").rsplit("/", 1)[-1]
+        return default_filename(request.path_info)
     except UnicodeDecodeError:
-        segment = ""
-    stem = archive_stem(segment)
-    return (stem if stem.strip(" .") else segment) or "archive"
+        return default_filename("")
